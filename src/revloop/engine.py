@@ -1,0 +1,126 @@
+"""Connect to a backend and run expressions: the only module that executes queries.
+
+Every compute function in revloop returns an unexecuted :class:`ibis.Table`; this
+module turns one into data. DuckDB in memory is the default; a file path opens a
+DuckDB database file, and any Ibis backend URL works (``duckdb:///revloop.duckdb``,
+``postgres://...``, ``bigquery://...``), as does an already-connected backend such
+as ``ibis.pyspark.connect(session)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+from ibis.backends import BaseBackend
+
+from revloop.exceptions import EngineError
+
+__all__ = ["Backend", "connect", "execute", "explain", "to_pandas", "to_pyarrow", "to_sql"]
+
+Backend = BaseBackend
+
+
+def connect(url: str | Path | None = None, *, threads: int | None = None) -> BaseBackend:
+    """Open a backend.
+
+    Parameters
+    ----------
+    url
+        ``None`` for an in-memory DuckDB database; a path ending in ``.duckdb`` or
+        ``.db`` (or any path without ``://``) for a DuckDB file; otherwise an Ibis
+        connection URL such as ``duckdb:///revloop.duckdb`` or ``postgres://u:p@h/db``.
+    threads
+        DuckDB only: the number of worker threads (default: all cores).
+
+    Examples
+    --------
+    >>> con = connect()
+    >>> con.name
+    'duckdb'
+    """
+    try:
+        if url is None:
+            con = ibis.duckdb.connect()
+        elif isinstance(url, Path) or "://" not in str(url):
+            con = ibis.duckdb.connect(str(url))
+        else:
+            con = ibis.connect(str(url))
+    except Exception as exc:  # the backend's own error is the cause
+        raise EngineError(
+            f"could not connect to {str(url)!r}: {exc}. "
+            "Pass None for in-memory DuckDB, a file path, or an Ibis URL such as 'duckdb:///file.duckdb'."
+        ) from exc
+    if threads is not None and con.name == "duckdb":
+        con.raw_sql(f"SET threads TO {int(threads)}")
+    return con
+
+
+def _backend_for(expr: ir.Expr, con: BaseBackend | None) -> BaseBackend | None:
+    if con is not None:
+        return con
+    try:
+        return expr._find_backend(use_default=False)
+    except Exception:  # unbound expression or several backends
+        return None
+
+
+def execute(expr: ir.Expr, con: BaseBackend | None = None, **kwargs: Any) -> Any:
+    """Run ``expr`` and return a pandas object (DataFrame, Series or scalar).
+
+    ``con`` is needed only for an expression built on unbound tables.
+    """
+    backend = _backend_for(expr, con)
+    if backend is None:
+        return expr.execute(**kwargs)
+    return backend.execute(expr, **kwargs)
+
+
+def to_pyarrow(expr: ir.Expr, con: BaseBackend | None = None) -> pa.Table:
+    """Run a table expression and return a :class:`pyarrow.Table`."""
+    backend = _backend_for(expr, con)
+    if backend is None:
+        result = expr.to_pyarrow()
+    else:
+        result = backend.to_pyarrow(expr)
+    if not isinstance(result, pa.Table):
+        raise EngineError(f"expected a table expression, got {type(expr).__name__}")
+    return result
+
+
+def to_pandas(expr: ir.Table, con: BaseBackend | None = None) -> pd.DataFrame:
+    """Run a table expression and return a :class:`pandas.DataFrame`."""
+    out = execute(expr, con)
+    assert isinstance(out, pd.DataFrame)
+    return out
+
+
+def to_sql(expr: ir.Expr, dialect: str | None = None, *, pretty: bool = True) -> str:
+    """The SQL an expression compiles to, for its own backend or for ``dialect``.
+
+    Examples
+    --------
+    >>> t = ibis.table({"channel": "string", "value": "float64"}, name="credits")
+    >>> print(to_sql(t.group_by("channel").aggregate(v=t.value.sum()), "duckdb"))
+    SELECT
+      "t0"."channel",
+      SUM("t0"."value") AS "v"
+    FROM "credits" AS "t0"
+    GROUP BY
+      1
+    """
+    return str(ibis.to_sql(expr, dialect=dialect, pretty=pretty))
+
+
+def explain(expr: ir.Expr, con: BaseBackend | None = None) -> str:
+    """The backend's query plan for ``expr`` (DuckDB's ``EXPLAIN``), or its SQL elsewhere."""
+    backend = _backend_for(expr, con)
+    if backend is None or backend.name != "duckdb":
+        return to_sql(expr)
+    sql = to_sql(expr, "duckdb", pretty=False)
+    rows = backend.raw_sql(f"EXPLAIN {sql}").fetchall()  # type: ignore[attr-defined]
+    return "\n".join(str(r[1]) for r in rows)
