@@ -55,8 +55,11 @@ def connect(url: str | Path | None = None, *, threads: int | None = None) -> Bas
             f"could not connect to {str(url)!r}: {exc}. "
             "Pass None for in-memory DuckDB, a file path, or an Ibis URL such as 'duckdb:///file.duckdb'."
         ) from exc
-    if threads is not None and con.name == "duckdb":
-        con.raw_sql(f"SET threads TO {int(threads)}")
+    if con.name == "duckdb":
+        # timestamps are UTC throughout revloop (DESIGN.md): never the machine's zone
+        con.raw_sql("SET TimeZone = 'UTC'")
+        if threads is not None:
+            con.raw_sql(f"SET threads TO {int(threads)}")
     return con
 
 
@@ -83,10 +86,7 @@ def execute(expr: ir.Expr, con: BaseBackend | None = None, **kwargs: Any) -> Any
 def to_pyarrow(expr: ir.Expr, con: BaseBackend | None = None) -> pa.Table:
     """Run a table expression and return a :class:`pyarrow.Table`."""
     backend = _backend_for(expr, con)
-    if backend is None:
-        result = expr.to_pyarrow()
-    else:
-        result = backend.to_pyarrow(expr)
+    result = expr.to_pyarrow() if backend is None else backend.to_pyarrow(expr)
     if not isinstance(result, pa.Table):
         raise EngineError(f"expected a table expression, got {type(expr).__name__}")
     return result
@@ -122,5 +122,5 @@ def explain(expr: ir.Expr, con: BaseBackend | None = None) -> str:
     if backend is None or backend.name != "duckdb":
         return to_sql(expr)
     sql = to_sql(expr, "duckdb", pretty=False)
-    rows = backend.raw_sql(f"EXPLAIN {sql}").fetchall()  # type: ignore[attr-defined]
+    rows = backend.raw_sql(f"EXPLAIN {sql}").fetchall()
     return "\n".join(str(r[1]) for r in rows)

@@ -121,7 +121,8 @@ def _cast(col: ir.Value, target: Column) -> ir.Value:
     if tgt.is_string():
         return col.cast("string")
     if src.is_string() and tgt.is_timestamp():
-        return col.try_cast(dt.Timestamp())
+        # parse offsets ('+02:00', 'Z') as instants, then keep the UTC wall clock
+        return col.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
     if src.is_string() or (src.is_numeric() and tgt.is_numeric()):
         return col.try_cast(tgt)
     if tgt.is_date() and src.is_timestamp():
@@ -138,11 +139,11 @@ def _compatible(src: dt.DataType, target: Column) -> bool:
     if src.is_string():
         return isinstance(tgt, _PARSEABLE_FROM_STRING)
     if tgt.is_numeric():
-        return src.is_numeric() or src.is_boolean()
+        return bool(src.is_numeric() or src.is_boolean())
     if tgt.is_timestamp():
-        return src.is_timestamp() or src.is_date()
+        return bool(src.is_timestamp() or src.is_date())
     if tgt.is_date():
-        return src.is_date() or src.is_timestamp()
+        return bool(src.is_date() or src.is_timestamp())
     return False
 
 
@@ -168,9 +169,7 @@ def _renamed(table: ir.Table, spec: TableSpec, column_map: Mapping[str, str] | N
     return table.select(*keep).rename(renames)
 
 
-def conform(
-    table: ir.Table, name: str, *, column_map: Mapping[str, str] | None = None
-) -> ir.Table:
+def conform(table: ir.Table, name: str, *, column_map: Mapping[str, str] | None = None) -> ir.Table:
     """Return ``table`` in canonical form: renamed, cast, optional columns filled.
 
     Columns are put in canonical order and cast to the canonical types (text that
@@ -281,12 +280,22 @@ def validate(
                 )
             )
 
-    now_ts = ibis.literal((now or _dt.datetime.now(_dt.UTC)).replace(tzinfo=None), type=dt.Timestamp())
+    now_ts = ibis.literal(
+        (now or _dt.datetime.now(_dt.UTC)).replace(tzinfo=None), type=dt.Timestamp()
+    )
     aggs: dict[str, ir.Value] = {"__rows": t.count()}
     checks: list[tuple[str, Column, Problem, str, str, Severity]] = []
 
-    def add(key: str, c: Column, problem: Problem, cond: ir.BooleanValue, raw: ir.Value,
-            message: str, fix: str, severity: Severity = "error") -> None:
+    def add(
+        key: str,
+        c: Column,
+        problem: Problem,
+        cond: ir.BooleanValue,
+        raw: ir.Value,
+        message: str,
+        fix: str,
+        severity: Severity = "error",
+    ) -> None:
         aggs[f"{key}__n"] = cond.sum()
         aggs[f"{key}__ex"] = _example(cond, raw)
         checks.append((key, c, problem, message, fix, severity))
@@ -300,21 +309,56 @@ def validate(
                 "timestamp": "Use ISO 8601 such as '2024-05-01 13:45:00' (UTC), or fix those rows.",
                 "date": "Use ISO dates such as '2024-05-01', or fix those rows.",
             }.get(c.dtype, "Remove currency signs and thousands separators, or fix those rows.")
-            add(f"c{i}_parse", c, "unparseable", raw.notnull() & (raw.strip() != "") & val.isnull(),
-                raw, f"text that does not parse as {c.dtype}", fmt)
+            add(
+                f"c{i}_parse",
+                c,
+                "unparseable",
+                raw.notnull() & (raw.strip() != "") & val.isnull(),
+                raw,
+                f"text that does not parse as {c.dtype}",
+                fmt,
+            )
         if c.must_be_present:
-            add(f"c{i}_null", c, "null_key", raw.isnull() if not src.is_string() else (raw.isnull() | (raw.strip() == "")),
-                raw, "null values", f"Every row needs a {c.name}; fill it or drop those rows before loading.")
+            add(
+                f"c{i}_null",
+                c,
+                "null_key",
+                raw.isnull() if not src.is_string() else (raw.isnull() | (raw.strip() == "")),
+                raw,
+                "null values",
+                f"Every row needs a {c.name}; fill it or drop those rows before loading.",
+            )
         if c.past and (c.ibis_type.is_timestamp()):
-            add(f"c{i}_future", c, "future_timestamp", val > now_ts, val,
-                "timestamps in the future", "Check the time zone (revloop expects UTC) and the export date.")
+            add(
+                f"c{i}_future",
+                c,
+                "future_timestamp",
+                val > now_ts,
+                val,
+                "timestamps in the future",
+                "Check the time zone (revloop expects UTC) and the export date.",
+            )
         if c.nonnegative:
-            add(f"c{i}_neg", c, "negative_value", val < 0, val,
-                "negative values", f"{c.name} cannot be negative; refunds and credits belong in their own rows or tables.")
+            add(
+                f"c{i}_neg",
+                c,
+                "negative_value",
+                val < 0,
+                val,
+                "negative values",
+                f"{c.name} cannot be negative; refunds and credits belong in their own rows or tables.",
+            )
         if c.values is not None:
             allowed = list(c.values)
-            add(f"c{i}_enum", c, "unknown_value", val.notnull() & ~val.cast("string").isin(allowed), val,
-                "unknown values", f"Allowed values: {allowed}. Map yours to these before loading.")
+            add(
+                f"c{i}_enum",
+                c,
+                "unknown_value",
+                val.notnull() & ~val.cast("string").isin(allowed),
+                val,
+                "unknown values",
+                f"Allowed values: {allowed}. Map yours to these before loading.",
+            )
 
     result = execute(t.aggregate(**aggs))
     row = result.iloc[0]
@@ -324,22 +368,40 @@ def validate(
         if n:
             ex = row[f"{key}__ex"]
             report.issues.append(
-                Issue(name, c.name, problem, message, fix, rows=n,
-                      example=None if ex is None else str(ex), severity=severity)
+                Issue(
+                    name,
+                    c.name,
+                    problem,
+                    message,
+                    fix,
+                    rows=n,
+                    example=None if ex is None else str(ex),
+                    severity=severity,
+                )
             )
 
     key_cols = [k for k in spec.unique if k in t.columns and any(u.name == k for u in usable)]
     if key_cols and len(key_cols) == len(spec.unique):
         keyed = t.select(**{k: _cast(t[k], spec.column(k)) for k in key_cols})
         dup = keyed.group_by(key_cols).aggregate(__n=keyed.count()).filter(lambda g: g.__n > 1)
-        ex_key = ibis.literal("|").join([dup[k].cast("string").fill_null("") for k in key_cols]) if len(key_cols) > 1 else dup[key_cols[0]].cast("string")
+        ex_key = (
+            ibis.literal("|").join([dup[k].cast("string").fill_null("") for k in key_cols])
+            if len(key_cols) > 1
+            else dup[key_cols[0]].cast("string")
+        )
         d = execute(dup.aggregate(n=dup.__n.sum(), ex=ex_key.min())).iloc[0]
         n = int(d["n"] or 0)
         if n:
             keys = ", ".join(key_cols)
             report.issues.append(
-                Issue(name, None, "duplicate_key", f"duplicate key ({keys})",
-                      f"Each {keys} must be unique; remove or merge the duplicates.",
-                      rows=n, example=str(d["ex"]))
+                Issue(
+                    name,
+                    None,
+                    "duplicate_key",
+                    f"duplicate key ({keys})",
+                    f"Each {keys} must be unique; remove or merge the duplicates.",
+                    rows=n,
+                    example=str(d["ex"]),
+                )
             )
     return report
