@@ -158,8 +158,14 @@ class AttributionModel:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable description: ``{"model": lookup_name, "params": {...}}``."""
-        return {"model": self.lookup_name, "params": _jsonable(self.get_params())}
+        """A JSON-serialisable description: ``{"model": lookup_name, "params": {...}}``.
+
+        Path transforms are written in their canonical form
+        (``{"name": ..., "channels": [...]}``).
+        """
+        params = self.get_params()
+        params["transforms"] = list(normalize_transforms(params["transforms"]))
+        return {"model": self.lookup_name, "params": _jsonable(params)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AttributionModel:
