@@ -113,7 +113,8 @@ def test_credit_before_fit_raises(name, tables):
 def test_fit_returns_self_and_sets_learned_attributes(name, tables):
     m = attribution.get_model(name)
     assert m.fit(tables[0]) is m
-    assert hasattr(m, "touchpoints_") and hasattr(m, "transforms_")
+    assert hasattr(m, "touchpoints_")
+    assert hasattr(m, "transforms_")
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -124,7 +125,8 @@ def test_compiles_on_unbound_tables(name):
     tp = ibis.table(attribution_schema("touchpoints"), name="touchpoints")
     cv = ibis.table(attribution_schema("conversions"), name="conversions")
     sql = ibis.to_sql(attribution.get_model(name).fit(tp).credit(cv), dialect="duckdb")
-    assert "touchpoints" in sql and "conversions" in sql
+    assert "touchpoints" in sql
+    assert "conversions" in sql
 
 
 def attribution_schema(name):

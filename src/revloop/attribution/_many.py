@@ -155,7 +155,7 @@ def summarize_many(
         for m in ms:
             parts.append(
                 agg.select(
-                    model=ibis.literal(m.lookup_name, type=dt.string),
+                    ibis.literal(m.lookup_name, type=dt.string).name("model"),
                     *group,
                     conversions=agg[f"c__{m.lookup_name}"],
                     value=agg[f"v__{m.lookup_name}"],
