@@ -11,12 +11,15 @@ from revloop.attribution._base import AttributionModel as AttributionModel
 from revloop.attribution._base import get_model as get_model
 from revloop.attribution._base import list_models as list_models
 from revloop.attribution._base import parse_duration as parse_duration
+from revloop.attribution._conversions import conversions_from_crm as conversions_from_crm
+from revloop.attribution._conversions import to_reporting_currency as to_reporting_currency
 from revloop.attribution._many import credit_many as credit_many
 from revloop.attribution._many import summarize as summarize
 from revloop.attribution._many import summarize_many as summarize_many
 from revloop.attribution._paths import UNATTRIBUTED as UNATTRIBUTED
 from revloop.attribution._paths import PathTransform as PathTransform
 from revloop.attribution._paths import build_paths as build_paths
+from revloop.attribution._performance import performance as performance
 from revloop.attribution._rules import RULE_BASED as RULE_BASED
 from revloop.attribution._rules import AnchoredModel as AnchoredModel
 from revloop.attribution._rules import FirstTouch as FirstTouch
@@ -50,10 +53,13 @@ __all__ = [
     "UShaped",
     "WShaped",
     "build_paths",
+    "conversions_from_crm",
     "credit_many",
     "get_model",
     "list_models",
     "parse_duration",
+    "performance",
     "summarize",
     "summarize_many",
+    "to_reporting_currency",
 ]
