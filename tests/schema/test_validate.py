@@ -1,0 +1,154 @@
+"""The validator: every problem collected, each naming table, column, rows, example and fix."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import pandas as pd
+import pytest
+
+from revloop.exceptions import SchemaError
+from revloop.schema import TABLES, conform, schema, validate
+
+NOW = dt.datetime(2025, 1, 1)
+
+
+def _opps(**overrides):
+    base = {
+        "opportunity_id": ["o1", "o2", "o3"],
+        "created_at": ["2024-01-01", "2024-02-01", "2024-03-01"],
+        "status": ["won", "lost", "open"],
+        "amount": [100.0, 200.0, 300.0],
+    }
+    base.update(overrides)
+    return ibis.memtable(pd.DataFrame(base))
+
+
+def test_clean_table_has_no_issues():
+    report = validate(_opps(), "opportunities", now=NOW)
+    assert report.ok
+    assert report.issues == []
+    assert report.rows == {"opportunities": 3}
+
+
+def test_missing_column_suggests_column_map():
+    t = _opps().rename(created="created_at")
+    report = validate(t, "opportunities", now=NOW)
+    [issue] = report.issues
+    assert issue.problem == "missing_column"
+    assert str(issue) == (
+        "opportunities.created_at: missing required column 'created_at' (timestamp); "
+        "found ['opportunity_id', 'created', 'status', 'amount']. "
+        "Pass column_map={'created_at': 'created'}."
+    )
+
+
+def test_column_map_fixes_the_missing_column():
+    t = _opps().rename(created="created_at")
+    assert validate(t, "opportunities", column_map={"created_at": "created"}, now=NOW).ok
+
+
+def test_null_id():
+    report = validate(_opps(opportunity_id=["o1", None, "o3"]), "opportunities", now=NOW)
+    [issue] = report.issues
+    assert (issue.problem, issue.column, issue.rows) == ("null_key", "opportunity_id", 1)
+    assert "Every row needs a opportunity_id" in issue.fix
+
+
+def test_text_in_timestamp_column():
+    report = validate(
+        _opps(created_at=["2024-01-01", "last tuesday", "2024-13-45"]), "opportunities", now=NOW
+    )
+    [issue] = report.issues
+    assert issue.problem == "unparseable"
+    assert issue.column == "created_at"
+    assert issue.rows == 2
+    assert issue.example == "2024-13-45"  # the smallest offending text, deterministic
+    assert "ISO 8601" in issue.fix
+
+
+def test_duplicate_ids():
+    report = validate(_opps(opportunity_id=["o1", "o1", "o3"]), "opportunities", now=NOW)
+    [issue] = report.issues
+    assert issue.problem == "duplicate_key"
+    assert issue.rows == 2
+    assert issue.example == "o1"
+
+
+def test_value_that_is_not_a_number():
+    report = validate(_opps(amount=["100", "$200", "3,000"]), "opportunities", now=NOW)
+    [issue] = report.issues
+    assert (issue.problem, issue.column, issue.rows) == ("unparseable", "amount", 2)
+    assert issue.example == "$200"
+    assert "Remove currency signs and thousands separators" in issue.fix
+
+
+def test_negative_amount_future_timestamp_unknown_status_all_at_once():
+    t = _opps(
+        amount=[100.0, -5.0, 300.0],
+        created_at=["2024-01-01", "2024-02-01", "2031-01-01"],
+        status=["won", "Closed Won", "open"],
+    )
+    report = validate(t, "opportunities", now=NOW)
+    problems = sorted((i.problem, i.column, i.rows) for i in report.issues)
+    assert problems == [
+        ("future_timestamp", "created_at", 1),
+        ("negative_value", "amount", 1),
+        ("unknown_value", "status", 1),
+    ]
+    with pytest.raises(SchemaError, match=r"3 problems in the input:") as err:
+        report.raise_for_errors()
+    assert err.value.report is report
+    assert "Allowed values: ['open', 'won', 'lost']" in str(err.value)
+
+
+def test_wrong_type():
+    t = ibis.memtable(
+        pd.DataFrame({"opportunity_id": ["o1"], "created_at": [True], "status": ["won"]})
+    )
+    [issue] = validate(t, "opportunities", now=NOW).issues
+    assert issue.problem == "wrong_type"
+    assert "has type boolean, expected timestamp" in str(issue)
+
+
+def test_conform_casts_fills_and_keeps_extras(con):
+    t = _opps().mutate(extra=ibis.literal("x"))
+    out = conform(t, "opportunities")
+    assert list(out.columns)[: len(TABLES["opportunities"].columns)] == list(
+        TABLES["opportunities"].names
+    )
+    assert out.columns[-1] == "extra"
+    assert out.schema()["created_at"].is_timestamp()
+    assert out.schema()["currency"].is_string()  # optional, filled with nulls
+    assert con.execute(out).currency.isna().all()
+
+
+def test_conform_converts_offsets_to_utc(con):
+    t = _opps(created_at=["2024-01-01T10:00:00+02:00", "2024-01-01T10:00:00Z", "2024-01-01 10:00"])
+    got = con.execute(conform(t, "opportunities")).created_at.tolist()
+    assert got == [
+        pd.Timestamp("2024-01-01 08:00"),
+        pd.Timestamp("2024-01-01 10:00"),
+        pd.Timestamp("2024-01-01 10:00"),
+    ]
+
+
+def test_conform_missing_required_raises():
+    with pytest.raises(
+        SchemaError, match=r"opportunities\.status: missing required column 'status'"
+    ):
+        conform(_opps().drop("status"), "opportunities")
+
+
+def test_unknown_table_name():
+    with pytest.raises(SchemaError, match=r"unknown canonical table 'lead'"):
+        schema("lead")
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_every_table_has_a_key_and_valid_types(name):
+    spec = TABLES[name]
+    assert spec.unique, f"{name} declares a unique key"
+    assert all(k in spec.names for k in spec.unique)
+    spec.schema()  # every dtype parses
