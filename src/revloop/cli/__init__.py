@@ -1,1 +1,8 @@
-"""Placeholder package: filled in by its issue."""
+"""The ``revloop`` command line."""
+
+from __future__ import annotations
+
+from revloop.cli._app import app as app
+from revloop.cli._app import main as main
+
+__all__ = ["app", "main"]

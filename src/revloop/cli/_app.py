@@ -1,0 +1,311 @@
+"""The ``revloop`` command line: thin commands over the library, one error handler."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from revloop import attribution, engine
+from revloop.exceptions import RevloopError, SchemaError
+from revloop.ingest import read_dir, read_table
+from revloop.schema import ValidationReport, conform, schema, validate
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="revloop",
+    help="Closed-loop B2B revenue attribution, RevOps vital signs and predictable revenue.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Kind(StrEnum):
+    lead = "lead"
+    opportunity = "opportunity"
+    won = "won"
+
+
+class By(StrEnum):
+    channel = "channel"
+    campaign = "campaign"
+    conversion = "conversion"
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _fail(exc: BaseException) -> None:
+    """Print one red line per issue and exit 1 (the traceback only with --debug)."""
+    if _state["debug"]:
+        err_console.print_exception()
+    report = getattr(exc, "report", None)
+    if isinstance(report, ValidationReport) and report.errors:
+        for issue in report.errors:
+            err_console.print(f"[red]error:[/red] {issue}", highlight=False, soft_wrap=True)
+    else:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except RevloopError as exc:
+        _fail(exc)
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+
+
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    """``["half_life=7 days", "first=0.3"]`` → ``{"half_life": "7 days", "first": 0.3}``.
+
+    Values are read as JSON when they parse (numbers, lists, ``null``), else as text.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise RevloopError(
+                f"--param {item!r} is not key=value; e.g. --param half_life='7 days' "
+                "or --param transforms=exposure"
+            )
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def _write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
+    """Write ``df`` to ``path`` through a temporary file, so a failure leaves nothing half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _print_table(df: pd.DataFrame, title: str | None = None, max_rows: int = 40) -> None:
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for col in df.columns:
+        table.add_column(
+            str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left"
+        )
+    for row in df.head(max_rows).itertuples(index=False):
+        cells = []
+        for v in row:
+            if isinstance(v, float):
+                cells.append(f"{v:,.2f}")
+            else:
+                cells.append("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+        table.add_row(*cells)
+    console.print(table)
+    if len(df) > max_rows:
+        console.print(f"… {len(df) - max_rows} more rows")
+
+
+def _load_touchpoints(con: engine.Backend, path: Path) -> ir.Table:
+    raw = read_table(con, path)
+    if "touchpoint_id" not in raw.columns:
+        # a touch is identified by its person, time and channel (and its row, for exact repeats)
+        rn = ibis.row_number().over(
+            ibis.window(order_by=[raw.person_id, raw.occurred_at, raw.channel])
+        )
+        raw = raw.mutate(touchpoint_id=raw.person_id.cast("string") + ":" + rn.cast("string"))
+    report = validate(raw, "touchpoints")
+    report.raise_for_errors()
+    return conform(raw, "touchpoints")
+
+
+def _load_conversions(con: engine.Backend, path: Path) -> ir.Table:
+    raw = read_table(con, path)
+    report = validate(raw, "conversions")
+    report.raise_for_errors()
+    return conform(raw, "conversions")
+
+
+@app.command()
+def attribute(
+    touchpoints: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV/Parquet: person_id, occurred_at, channel [, campaign, touchpoint_id]."
+        ),
+    ],
+    conversions: Annotated[
+        Path,
+        typer.Argument(help="CSV/Parquet: conversion_id, person_id, occurred_at, value [, kind]."),
+    ],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help=f"One of: {', '.join(attribution.list_models())}.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Model parameter key=value (repeatable)."),
+    ] = None,
+    kind: Annotated[Kind | None, typer.Option(help="Only conversions of this kind.")] = None,
+    by: Annotated[
+        By,
+        typer.Option(
+            help="Roll credits up by channel or campaign, or keep one row per conversion × touch."
+        ),
+    ] = By.channel,
+) -> None:
+    """Credit conversions to touchpoints with one model and write the result as CSV.
+
+    People who appear only in TOUCHPOINTS are the non-converting paths.
+    """
+    with _errors(), _progress() as progress:
+        m = attribution.get_model(model, **parse_params(param))
+        task = progress.add_task("reading and validating inputs", total=None)
+        con = engine.connect()
+        tp = _load_touchpoints(con, touchpoints)
+        cv = _load_conversions(con, conversions)
+        if kind is not None:
+            cv = cv.filter(cv.kind == kind.value)
+        progress.update(task, description=f"crediting with {model}")
+        credits = m.fit(tp).credit(cv)
+        if by is By.conversion:
+            expr = credits.select(
+                "conversion_id", "touchpoint_id", "channel", "weight", "value"
+            ).order_by(["conversion_id", "touchpoint_id"])
+        else:
+            expr = (
+                credits.group_by(by.value)
+                .aggregate(conversions=credits.weight.sum(), value=credits.value.sum())
+                .order_by([ibis.desc("value"), by.value])
+            )
+        df = engine.to_pandas(expr, con)
+        progress.update(task, description=f"writing {output}")
+        _write_csv_atomic(df, output)
+    if by is not By.conversion:
+        _print_table(df, title=f"{model}: credited conversions and value by {by.value}")
+    console.print(f"wrote {len(df):,} rows to {output}")
+
+
+@app.command("validate")
+def validate_cmd(
+    folder: Annotated[
+        Path, typer.Argument(help="Folder of CSV/Parquet files named after the canonical tables.")
+    ],
+    column_map: Annotated[
+        str | None, typer.Option(help='JSON: {"leads": {"created_at": "CreateDate"}}.')
+    ] = None,
+) -> None:
+    """Check every canonical table in FOLDER and list every problem (exit 1 if any blocks loading)."""
+    with _errors():
+        mapping = json.loads(column_map) if column_map else None
+        con = engine.connect()
+        try:
+            ds = read_dir(con, folder, column_map=mapping, load=False)
+        except SchemaError as exc:
+            if exc.report is not None:
+                for issue in exc.report.issues:
+                    colour = "red" if issue.severity == "error" else "yellow"
+                    err_console.print(
+                        f"[{colour}]{issue.severity}:[/{colour}] {issue}",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+                raise typer.Exit(1) from None
+            raise
+        for issue in ds.report.warnings:
+            err_console.print(f"[yellow]warning:[/yellow] {issue}", highlight=False, soft_wrap=True)
+        rows = pd.DataFrame({"table": list(ds.report.rows), "rows": list(ds.report.rows.values())})
+        _print_table(rows, title="valid canonical tables")
+
+
+@app.command()
+def load(
+    folder: Annotated[
+        Path, typer.Argument(help="Folder of CSV/Parquet files named after the canonical tables.")
+    ],
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file to load into (created if absent).")],
+    column_map: Annotated[
+        str | None, typer.Option(help='JSON: {"leads": {"created_at": "CreateDate"}}.')
+    ] = None,
+) -> None:
+    """Validate FOLDER and load its tables into a DuckDB file; nothing is loaded if any check fails."""
+    with _errors(), _progress() as progress:
+        progress.add_task(f"validating and loading {folder}", total=None)
+        mapping = json.loads(column_map) if column_map else None
+        con = engine.connect(db)
+        ds = read_dir(con, folder, column_map=mapping)
+        con.disconnect()
+    _print_table(
+        pd.DataFrame({"table": list(ds.report.rows), "rows": list(ds.report.rows.values())}),
+        title=f"loaded into {db}",
+    )
+
+
+@app.command()
+def explain(
+    model: Annotated[str, typer.Argument(help="Attribution model lookup name.")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Model parameter key=value.")
+    ] = None,
+    dialect: Annotated[
+        str, typer.Option(help="SQL dialect: duckdb, postgres, bigquery, snowflake, trino, spark …")
+    ] = "duckdb",
+    summary: Annotated[
+        bool, typer.Option(help="Explain the by-channel summary instead of per-touch credits.")
+    ] = False,
+) -> None:
+    """Print the SQL that credits conversions with MODEL, over the canonical tables."""
+    with _errors():
+        m = attribution.get_model(model, **parse_params(param))
+        tp = ibis.table(schema("touchpoints"), name="touchpoints")
+        cv = ibis.table(schema("conversions"), name="conversions")
+        expr = (
+            attribution.summarize_many([m], tp, cv, by="channel")
+            if summary
+            else m.fit(tp).credit(cv)
+        )
+        sys.stdout.write(engine.to_sql(expr, dialect) + "\n")
+
+
+def main() -> None:
+    """Entry point of the ``revloop`` script."""
+    app()
