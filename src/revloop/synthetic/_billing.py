@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from revloop.synthetic import _params as P
 from revloop.synthetic._strings import prefixed_ids, take_strings
-from revloop.synthetic._time import F64, I64, Window
+from revloop.synthetic._time import F64, I64, B, Window
 
 __all__ = ["CURRENCIES", "fx_table", "spend_table", "subscriptions_table"]
 
@@ -23,9 +23,11 @@ def _add_months(window: Window, days: F64, months: I64) -> F64:
     m = d.astype("datetime64[M]")
     dom = (d - m.astype("datetime64[D]")).astype(np.int64)
     target = m + months.astype("timedelta64[M]")
-    mlen = ((target + np.timedelta64(1, "M")).astype("datetime64[D]") - target.astype("datetime64[D]")).astype(np.int64)
+    mlen = (
+        (target + np.timedelta64(1, "M")).astype("datetime64[D]") - target.astype("datetime64[D]")
+    ).astype(np.int64)
     out = target.astype("datetime64[D]") + np.minimum(dom, mlen - 1).astype("timedelta64[D]")
-    return (out - start).astype(np.int64).astype(np.float64)
+    return np.asarray((out - start).astype(np.int64), dtype=np.float64)
 
 
 class _Rows:
@@ -35,7 +37,9 @@ class _Rows:
     def add(self, sub: I64, item: I64, starts: F64, ends: F64, cancelled: F64, amount: F64,
             interval: I64, count: I64, qty: F64, disc: F64) -> None:  # fmt: skip
         if len(sub):
-            self.parts.append((sub, item, starts, ends, cancelled, amount, interval, count, qty, disc))
+            self.parts.append(
+                (sub, item, starts, ends, cancelled, amount, interval, count, qty, disc)
+            )
 
 
 def _lifecycle(
@@ -46,7 +50,7 @@ def _lifecycle(
     start: F64,
     first_sub: int,
     rows: _Rows,
-) -> tuple[B_, F64]:
+) -> tuple[B, F64]:
     """Simulate renewals, changes and churn of ``len(seg)`` subscriptions numbered from
     ``first_sub``; returns which churned and when their service ended."""
     sp = P.SUBSCRIPTIONS
@@ -57,9 +61,19 @@ def _lifecycle(
     interval = np.where(annual, 3, 2).astype(np.int64)  # INTERVALS index: month=2, year=3
     count = np.where(quarterly, 3, 1).astype(np.int64)
     period_m = np.where(annual, 12, count).astype(np.int64)
-    seats = np.maximum(1.0, np.round(rng.lognormal(np.log(np.array([sp["seats_median"][g] for g in P.SEGMENTS])[seg]), sp["seats_sigma"])))
+    seats = np.maximum(
+        1.0,
+        np.round(
+            rng.lognormal(
+                np.log(np.array([sp["seats_median"][g] for g in P.SEGMENTS])[seg]),
+                sp["seats_sigma"],
+            )
+        ),
+    )
     lo, hi = sp["discount_range"]
-    disc = np.where(rng.random(n) < sp["discount_share"], np.round(rng.uniform(lo, hi, n) * 20) / 20, 0.0)
+    disc = np.where(
+        rng.random(n) < sp["discount_share"], np.round(rng.uniform(lo, hi, n) * 20) / 20, 0.0
+    )
     price = np.round(acv / (1.0 - disc) * period_m / 12.0 / seats, 2)
     sub = np.arange(first_sub, first_sub + n, dtype=np.int64)
     row_start = start.copy()
@@ -82,8 +96,12 @@ def _lifecycle(
         g = seg[idx]
         p_churn = np.where(ann, np.array([sp["churn_per_renewal"][x] for x in P.SEGMENTS])[g],
                            np.array([sp["churn_per_month"][x] for x in P.SEGMENTS])[g] * count[idx])  # fmt: skip
-        lead_days = np.where(ann, rng.uniform(1.0, 45.0, len(idx)), rng.uniform(0.0, 20.0, len(idx)) * count[idx])
-        cancel_at = np.maximum(bi - lead_days, row_start[idx] + 0.5) + rng.uniform(0.35, 0.9, len(idx))
+        lead_days = np.where(
+            ann, rng.uniform(1.0, 45.0, len(idx)), rng.uniform(0.0, 20.0, len(idx)) * count[idx]
+        )
+        cancel_at = np.maximum(bi - lead_days, row_start[idx] + 0.5) + rng.uniform(
+            0.35, 0.9, len(idx)
+        )
         churn = (rng.random(len(idx)) < p_churn) & (cancel_at < H) & (cancel_at < bi)
         ci = idx[churn]
         rows.add(sub[ci], np.zeros(len(ci), np.int64), row_start[ci], b[ci], cancel_at[churn], price[ci],
@@ -103,18 +121,25 @@ def _lifecycle(
         ann_r = annual[ri]
         u = rng.random(m)
         p_exp = np.where(ann_r, sp["expansion_per_renewal"], sp["expansion_per_month"] * count[ri])
-        p_con = np.where(ann_r, sp["contraction_per_renewal"], sp["contraction_per_month"] * count[ri])
+        p_con = np.where(
+            ann_r, sp["contraction_per_renewal"], sp["contraction_per_month"] * count[ri]
+        )
         new_seats = seats[ri].copy()
         expand = u < p_exp
         contract = (u >= p_exp) & (u < p_exp + p_con)
-        new_seats[expand] = np.ceil(new_seats[expand] * (1.0 + rng.lognormal(np.log(0.2), 0.6, int(expand.sum()))))
-        new_seats[contract] = np.maximum(1.0, np.floor(new_seats[contract] * rng.uniform(0.5, 0.9, int(contract.sum()))))
+        new_seats[expand] = np.ceil(
+            new_seats[expand] * (1.0 + rng.lognormal(np.log(0.2), 0.6, int(expand.sum())))
+        )
+        new_seats[contract] = np.maximum(
+            1.0, np.floor(new_seats[contract] * rng.uniform(0.5, 0.9, int(contract.sum())))
+        )
         new_price = price[ri].copy()
         up = ann_r & (rng.random(m) < sp["price_uplift_at_renewal"]["share"])
         new_price[up] = np.round(new_price[up] * sp["price_uplift_at_renewal"]["factor"], 2)
         new_disc = disc[ri].copy()
-        first_renewal = (k * period_m[ri] == period_m[ri]) | (ann_r & (k == 1))
-        expire = first_renewal & (new_disc > 0) & (rng.random(m) < sp["discount_expiry_at_first_renewal"])
+        expire = (
+            (k == 1) & (new_disc > 0) & (rng.random(m) < sp["discount_expiry_at_first_renewal"])
+        )
         new_disc[expire] = 0.0
         changed = (new_seats != seats[ri]) | (new_price != price[ri]) | (new_disc != disc[ri])
         chg = ri[changed]
@@ -123,7 +148,9 @@ def _lifecycle(
         seats[ri], price[ri], disc[ri] = new_seats, new_price, new_disc
         row_start[chg] = b[chg]
         # the forecasting add-on, bought at a renewal
-        p_add = np.where(ann_r, sp["addon"]["share_per_renewal"], sp["addon"]["share_per_month"] * count[ri])
+        p_add = np.where(
+            ann_r, sp["addon"]["share_per_renewal"], sp["addon"]["share_per_month"] * count[ri]
+        )
         add = ri[~addon[ri] & (seg[ri] > 0) & (rng.random(m) < p_add)]
         addon[add] = True
         addon_start[add] = b[add]
@@ -136,9 +163,6 @@ def _lifecycle(
     rows.add(sub[la], np.ones(len(la), np.int64), addon_start[la], nan[la], nan[la], addon_price[la],
              interval[la], count[la], addon_qty[la], np.zeros(len(la)))  # fmt: skip
     return churned, ended
-
-
-B_ = np.ndarray[tuple[int], np.dtype[np.bool_]]
 
 
 def subscriptions_table(
@@ -160,12 +184,20 @@ def subscriptions_table(
     d0, d1 = sp["start_delay_days"]
     start = np.floor(won_at + rng.uniform(d0, d1, len(won_at)))
     ok = start < H
-    customer, segment, currency, acv, start = customer[ok], segment[ok], currency[ok], acv[ok], start[ok]
+    customer, segment, currency, acv, start = (
+        customer[ok],
+        segment[ok],
+        currency[ok],
+        acv[ok],
+        start[ok],
+    )
     rows = _Rows()
     churned, ended = _lifecycle(rng, window, segment, acv, start, 0, rows)
     re = sp["reactivation"]
     back = np.flatnonzero(churned & (rng.random(len(churned)) < re["share"]))
-    r_start = np.floor(ended[back] + rng.uniform(re["delay_days"][0], re["delay_days"][1], len(back)))
+    r_start = np.floor(
+        ended[back] + rng.uniform(re["delay_days"][0], re["delay_days"][1], len(back))
+    )
     ok2 = r_start < H
     back, r_start = back[ok2], r_start[ok2]
     r_churned, _ = _lifecycle(rng, window, segment[back], acv[back] * rng.uniform(0.6, 1.1, len(back)),
@@ -176,14 +208,34 @@ def subscriptions_table(
     sub_churned = np.concatenate([churned, r_churned])
     n_sub = len(sub_customer)
     status = np.where(sub_churned, 1, np.where(rng.random(n_sub) < sp["past_due_share"], 2, 0))
-    cols = [np.concatenate([p[i] for p in rows.parts]) for i in range(10)] if rows.parts else [np.zeros(0)] * 10
-    sub, item, starts, ends, cancelled, amount, interval, count, qty, disc = cols
-    sub = sub.astype(np.int64)
-    item = item.astype(np.int64)
+
+    def col(i: int) -> F64:
+        return (
+            np.concatenate([np.asarray(p[i], dtype=np.float64) for p in rows.parts])
+            if rows.parts
+            else np.zeros(0)
+        )
+
+    def icol(i: int) -> I64:
+        return (
+            np.concatenate([np.asarray(p[i], dtype=np.int64) for p in rows.parts])
+            if rows.parts
+            else np.zeros(0, np.int64)
+        )
+
+    sub, item, interval, count = icol(0), icol(1), icol(6), icol(7)
+    starts, ends, cancelled, amount, qty, disc = col(2), col(3), col(4), col(5), col(8), col(9)
     order = np.lexsort((starts, item, sub))
-    sub, item, starts, ends, cancelled, amount = sub[order], item[order], starts[order], ends[order], cancelled[order], amount[order]
-    interval, count, qty, disc = interval[order].astype(np.int64), count[order].astype(np.int64), qty[order], disc[order]
-    item_names = list(_TIERS) + [sp["addon"]["item_id"]]
+    sub, item, interval, count = sub[order], item[order], interval[order], count[order]
+    starts, ends, cancelled, amount, qty, disc = (
+        starts[order],
+        ends[order],
+        cancelled[order],
+        amount[order],
+        qty[order],
+        disc[order],
+    )
+    item_names = [*_TIERS, sp["addon"]["item_id"]]
     item_ix = np.where(item == 1, 3, sub_segment[sub])
     return pa.table({
         "customer_id": customer_ids.take(pa.array(sub_customer[sub])),
@@ -218,7 +270,13 @@ def spend_table(
             if c.cost_per_click is None:
                 cpc.append(0.0)
             else:
-                factor = 0.35 if "brand_search" in (v.campaign or "") else 1.4 if c.name == "Paid Search" else 1.0
+                factor = (
+                    0.35
+                    if "brand_search" in (v.campaign or "")
+                    else 1.4
+                    if c.name == "Paid Search"
+                    else 1.0
+                )
                 cpc.append(c.cost_per_click * factor)
     paid = sorted({(var_chan[i], campaigns[i]) for i in range(len(cpc)) if cpc[i] > 0})
     day = np.floor(s_start).astype(np.int64)
@@ -232,9 +290,13 @@ def spend_table(
         vids = [i for i in range(len(cpc)) if var_chan[i] == ci and campaigns[i] == camp]
         rate = float(np.mean([cpc[i] for i in vids]))
         cpc_by_campaign[f"{P.CHANNELS[ci]}|{camp}"] = rate
-        clicks = np.bincount(day[np.isin(s_variant, vids)], minlength=ndays)[:ndays].astype(np.float64)
+        clicks = np.bincount(day[np.isin(s_variant, vids)], minlength=ndays)[:ndays].astype(
+            np.float64
+        )
         base = rate * max(1.0, clicks.mean()) * 0.05
-        amt = np.round(clicks * rate * rng.lognormal(0.0, 0.25, ndays) + base * rng.random(ndays), 2)
+        amt = np.round(
+            clicks * rate * rng.lognormal(0.0, 0.25, ndays) + base * rng.random(ndays), 2
+        )
         frames_date.append(np.arange(ndays, dtype=np.int64))
         frames_ch.append(np.full(ndays, ci, dtype=np.int64))
         frames_cp.append(np.full(ndays, camp_names.index(camp), dtype=np.int64))

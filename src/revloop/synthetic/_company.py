@@ -144,8 +144,33 @@ _FIRST = ("anna", "ben", "carla", "david", "elena", "felix", "grace", "hugo", "i
 _LAST = ("smith", "garcia", "muller", "rossi", "dubois", "nowak", "kim", "patel", "okafor", "silva",
          "johnson", "brown", "jensen", "kowalski", "tanaka", "nguyen", "schmidt", "lopez", "martin",
          "walsh", "cohen", "haddad", "larsen", "moreau", "fischer")  # fmt: skip
-_W1 = ("blue", "north", "bright", "clear", "swift", "iron", "green", "silver", "true", "peak", "open", "bold")
-_W2 = ("river", "stack", "labs", "works", "cloud", "logic", "forge", "scale", "data", "signal", "path")
+_W1 = (
+    "blue",
+    "north",
+    "bright",
+    "clear",
+    "swift",
+    "iron",
+    "green",
+    "silver",
+    "true",
+    "peak",
+    "open",
+    "bold",
+)
+_W2 = (
+    "river",
+    "stack",
+    "labs",
+    "works",
+    "cloud",
+    "logic",
+    "forge",
+    "scale",
+    "data",
+    "signal",
+    "path",
+)
 
 
 def _emails(rng: np.random.Generator, person: I64, account: I64) -> pa.Array:
@@ -176,7 +201,9 @@ def _lead_status(rng: np.random.Generator, window: Window, converted: np.ndarray
     age = window.days - created
     old = age > 90.0
     unq = rng.random(len(created)) < 0.6
-    return np.where(converted, 4, np.where(~contacted, 0, np.where(old, np.where(unq, 3, 2), 1))).astype(np.int64)
+    return np.where(
+        converted, 4, np.where(~contacted, 0, np.where(old, np.where(unq, 3, 2), 1))
+    ).astype(np.int64)
 
 
 def generate(
@@ -221,7 +248,9 @@ def generate(
             f"Expected one of {list(CURRENCIES)}."
         )
     if n_people < 100:
-        raise ValueError(f"demo_company(n_people={n_people!r}) is too small. Expected at least 100 people.")
+        raise ValueError(
+            f"demo_company(n_people={n_people!r}) is too small. Expected at least 100 people."
+        )
     if months < 1:
         raise ValueError(f"demo_company(months={months!r}) must be at least 1.")
     window = Window.ending(end, months)
@@ -253,8 +282,12 @@ def generate(
     n_opp = len(pipe.lead)
     opp_ids = prefixed_ids("opp_", np.arange(1, n_opp + 1, dtype=np.int64), 6)
     acc_of_opp = people.account[leads.person[pipe.lead]]
-    account_ids_all = prefixed_ids("acc_", np.arange(int(people.account.max()) + 1, dtype=np.int64), 6)
-    opportunities, stage_history = opportunity_tables(window, leads, pipe, lead_ids, account_ids_all.take(pa.array(acc_of_opp)))
+    account_ids_all = prefixed_ids(
+        "acc_", np.arange(int(people.account.max()) + 1, dtype=np.int64), 6
+    )
+    opportunities, stage_history = opportunity_tables(
+        window, leads, pipe, lead_ids, account_ids_all.take(pa.array(acc_of_opp))
+    )
     activities = activities_table(rng, window, leads, pipe, lead_ids, opp_ids)
     # --- leads table ---------------------------------------------------------------------------------
     opp_of_lead = np.full(n_leads, -1, dtype=np.int64)

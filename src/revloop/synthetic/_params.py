@@ -65,7 +65,12 @@ class ChannelParams:
     variants: tuple[Variant, ...]
 
 
-_BLOG = ("/blog/multi-touch-attribution-explained", "/blog/speed-to-lead-benchmarks", "/blog/pipeline-coverage", "/")
+_BLOG = (
+    "/blog/multi-touch-attribution-explained",
+    "/blog/speed-to-lead-benchmarks",
+    "/blog/pipeline-coverage",
+    "/",
+)
 _PRODUCT = ("/", "/product/attribution", "/product/forecasting", "/pricing")
 _BRAND = ("/", "/pricing", "/demo")
 
@@ -151,7 +156,7 @@ PAGES: tuple[tuple[str, float], ...] = (
 )  # fmt: skip
 
 PEOPLE: dict[str, Any] = {
-    "kind_shares": {"web": 0.945, "outbound": 0.04, "partner": 0.015},
+    "kind_shares": {"web": 0.963, "outbound": 0.025, "partner": 0.012},
     "people_per_account": 6.0,
     "segment_shares": {"SMB": 0.62, "Mid-Market": 0.28, "Enterprise": 0.10},
     "account_size_sigma": 1.2,
@@ -180,7 +185,7 @@ WEB: dict[str, Any] = {
     "first_touch_multiplier": 1.5,
     "carryover_days": 21.0,
     "hazard_cap": 0.9,
-    "intent_lognormal": {"median": 0.42, "sigma": 1.0},
+    "intent_lognormal": {"median": 0.34, "sigma": 1.0},
     "intent_segment_multiplier": {"SMB": 1.0, "Mid-Market": 0.9, "Enterprise": 0.75},
     "identify_other_device": 0.7,
     "identify_email_session": 0.5,
@@ -210,7 +215,7 @@ SPEED_TO_LEAD: dict[str, Any] = {
 LEAD_TO_OPP: dict[str, Any] = {
     # piecewise-constant daily hazard over days since lead creation (proportional hazards)
     "age_knots_days": [0, 7, 30, 90, 180, 365],
-    "base_daily_hazard": [0.0050, 0.0022, 0.0009, 0.0004, 0.00015],
+    "base_daily_hazard": [0.0023, 0.0010, 0.0004, 0.00016, 0.00008],
     "log_hr_source": {"inbound": 0.0, "outbound": -0.9, "partner": 0.7},
     "log_hr_segment": {"SMB": 0.0, "Mid-Market": 0.1, "Enterprise": 0.2},
     "lead_quality_sigma": 0.8,
@@ -219,17 +224,22 @@ LEAD_TO_OPP: dict[str, Any] = {
 }
 
 WIN: dict[str, Any] = {
-    # per stage: usual days in stage (x segment multiplier), probability to advance
-    # if nothing else happened (through the decaying advance hazard), daily lose hazard,
-    # daily regress hazard, probability to skip the next stage when advancing
-    "usual_days": {"Discovery": 12.0, "Demo": 14.0, "Proposal": 18.0, "Negotiation": 14.0},
-    "advance_hazard_per_usual_time": {"Discovery": 1.1, "Demo": 1.2, "Proposal": 1.2, "Negotiation": 1.5},
-    "lose_daily": {"Discovery": 0.030, "Demo": 0.020, "Proposal": 0.016, "Negotiation": 0.013},
-    "regress_daily": {"Discovery": 0.0, "Demo": 0.0, "Proposal": 0.004, "Negotiation": 0.004},
+    # per stage: usual days in stage (x segment multiplier); the advance, lose and regress
+    # hazards per usual time in stage (a daily hazard is this / (usual days x multiplier));
+    # the probability to skip the next stage when advancing
+    "usual_days": {"Discovery": 20.0, "Demo": 22.0, "Proposal": 32.0, "Negotiation": 26.0},
+    "advance_per_usual_time": {"Discovery": 1.0, "Demo": 1.0, "Proposal": 1.0, "Negotiation": 1.0},
+    "lose_per_usual_time": {"Discovery": 0.5, "Demo": 0.4, "Proposal": 0.35, "Negotiation": 0.25},
+    "regress_per_usual_time": {
+        "Discovery": 0.0,
+        "Demo": 0.0,
+        "Proposal": 0.08,
+        "Negotiation": 0.08,
+    },
     "skip_next_stage": {"Discovery": 0.10, "Demo": 0.06, "Proposal": 0.0, "Negotiation": 0.0},
     # beyond the usual time in stage the advance hazard decays as exp(-(age - usual) / (decay * usual))
     "decay_in_usual_times": 1.0,
-    "segment_time_multiplier": {"SMB": 0.6, "Mid-Market": 1.0, "Enterprise": 2.0},
+    "segment_time_multiplier": {"SMB": 0.5, "Mid-Market": 1.0, "Enterprise": 1.8},
     "amount_median": {"SMB": 12_000.0, "Mid-Market": 42_000.0, "Enterprise": 140_000.0},
     "amount_sigma": 0.55,
     "currency_shares": {"USD": 0.75, "EUR": 0.15, "GBP": 0.10},
@@ -261,7 +271,12 @@ SUBSCRIPTIONS: dict[str, Any] = {
     "contraction_per_renewal": 0.10,
     "price_uplift_at_renewal": {"share": 0.3, "factor": 1.05},
     "discount_expiry_at_first_renewal": 0.5,
-    "addon": {"item_id": "addon_forecasting", "share_per_renewal": 0.12, "share_per_month": 0.01, "price_per_seat_month": 6.0},
+    "addon": {
+        "item_id": "addon_forecasting",
+        "share_per_renewal": 0.12,
+        "share_per_month": 0.01,
+        "price_per_seat_month": 6.0,
+    },
     "reactivation": {"share": 0.12, "delay_days": [60, 240]},
     "past_due_share": 0.02,
 }

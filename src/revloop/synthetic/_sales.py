@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from revloop.synthetic import _params as P
 from revloop.synthetic._strings import prefixed_ids, take_strings
@@ -14,7 +14,6 @@ from revloop.synthetic._time import F64, I64, Window, business_add, sample_days
 
 __all__ = ["Leads", "Pipeline", "lead_to_opportunity_time", "make_leads", "simulate_pipeline"]
 
-B = npt.NDArray[np.bool_]
 INF = np.inf
 STAGE_NAMES = (*P.STAGES, "Closed Won", "Closed Lost")
 WON, LOST = 4, 5
@@ -58,14 +57,28 @@ def make_leads(
     out_t = sample_days(rng, window, len(out_p), growth=growth, weekend=0.05)
     par_t = sample_days(rng, window, len(par_p), growth=growth, weekend=0.2)
     n_ch = len(P.CHANNELS)
-    web_src = np.where(rng.random(len(web_person)) < P.WEB["unknown_lead_source_share"], n_ch, web_channel)
+    web_src = np.where(
+        rng.random(len(web_person)) < P.WEB["unknown_lead_source_share"], n_ch, web_channel
+    )
     person = np.concatenate([web_person, out_p, par_p])
-    kind = np.concatenate([np.zeros(len(web_person), np.int64), np.ones(len(out_p), np.int64), np.full(len(par_p), 2, np.int64)])
+    kind = np.concatenate(
+        [
+            np.zeros(len(web_person), np.int64),
+            np.ones(len(out_p), np.int64),
+            np.full(len(par_p), 2, np.int64),
+        ]
+    )
     created = np.concatenate([web_time, out_t, par_t])
     source = np.concatenate([web_src, np.full(len(out_p), n_ch + 1), np.full(len(par_p), n_ch + 2)])
     session = np.concatenate([web_session, np.full(len(out_p) + len(par_p), -1)])
     order = np.argsort(created, kind="stable")
-    person, kind, created, source, session = person[order], kind[order], created[order], source[order], session[order]
+    person, kind, created, source, session = (
+        person[order],
+        kind[order],
+        created[order],
+        source[order],
+        session[order],
+    )
     n = len(person)
     seg = segment[person]
     owner = rng.integers(0, n_sdr, n)
@@ -79,10 +92,16 @@ def make_leads(
     off_hours = rng.random(n) < s["off_hours_responder_share"]
     first = np.where(off_hours, created + minutes / 1440.0, business_add(window, created, minutes))
     om = s["outbound_minutes_lognormal"]
-    first = np.where(kind == 1, created + rng.lognormal(np.log(om["median"]), om["sigma"], n) / 1440.0, first)
+    first = np.where(
+        kind == 1, created + rng.lognormal(np.log(om["median"]), om["sigma"], n) / 1440.0, first
+    )
     first = np.where(never, INF, np.maximum(first, created + 1.0 / 1440.0))
     resp_min = (first - created) * 1440.0
-    bucket = np.where(never, 4, np.searchsorted(np.array(s["buckets_minutes"], dtype=np.float64), resp_min, side="left"))
+    bucket = np.where(
+        never,
+        4,
+        np.searchsorted(np.array(s["buckets_minutes"], dtype=np.float64), resp_min, side="left"),
+    )
     # --- lead -> opportunity: proportional hazards over lead age ------------------------------------
     lo = P.LEAD_TO_OPP
     hr = np.array([s["hazard_ratio"][b] for b in s["bucket_labels"]])
@@ -98,7 +117,19 @@ def make_leads(
     lo_h, hi_h = lo["min_delay_after_first_touch_hours"]
     too_early = np.isfinite(conv) & np.isfinite(first) & (conv < first + lo_h / 24.0)
     conv = np.where(too_early, first + rng.uniform(lo_h, hi_h, n) / 24.0, conv)
-    return Leads(person, kind, created, source, session, seg, owner, first, bucket.astype(np.int64), log_hr, conv)
+    return Leads(
+        person,
+        kind,
+        created,
+        source,
+        session,
+        seg,
+        owner,
+        first,
+        bucket.astype(np.int64),
+        log_hr,
+        conv,
+    )
 
 
 def lead_to_opportunity_time(e: F64, log_hr: F64) -> F64:
@@ -109,8 +140,9 @@ def lead_to_opportunity_time(e: F64, log_hr: F64) -> F64:
 
     Examples
     --------
-    >>> lead_to_opportunity_time(np.array([0.001, 10.0]), np.array([0.0, 0.0]))
-    array([0.2, inf])
+    >>> rate = P.LEAD_TO_OPP["base_daily_hazard"][0]
+    >>> lead_to_opportunity_time(np.array([2 * rate, 10.0]), np.array([0.0, 0.0])).round(6)
+    array([ 2., inf])
     """
     lo = P.LEAD_TO_OPP
     knots = np.array(lo["age_knots_days"], dtype=np.float64)
@@ -187,28 +219,36 @@ def simulate_pipeline(
     cur_p = np.array(list(wp["currency_shares"].values()))
     currency = rng.choice(len(cur_p), size=n, p=cur_p)
     to_local = np.array([1.0, 1.08, 1.27])[currency]
-    amount = np.round(rng.lognormal(np.log(np.array([wp["amount_median"][g] for g in P.SEGMENTS])[seg]), wp["amount_sigma"]) / to_local, -2)
+    amount = np.round(
+        rng.lognormal(
+            np.log(np.array([wp["amount_median"][g] for g in P.SEGMENTS])[seg]), wp["amount_sigma"]
+        )
+        / to_local,
+        -2,
+    )
     amount = np.maximum(amount, 1000.0)
     # AEs are split between segments (roughly half SMB, a third MM, the rest Enterprise)
     pools = np.array_split(np.arange(n_ae), [max(1, n_ae // 2), max(2, n_ae * 5 // 6)])
     owner = np.empty(n, dtype=np.int64)
     for g in range(3):
-        rows = np.flatnonzero(seg == g)
+        seg_rows = np.flatnonzero(seg == g)
         pool = pools[g] if len(pools[g]) else np.arange(n_ae)
-        owner[rows] = rng.choice(pool, size=len(rows))
+        owner[seg_rows] = rng.choice(pool, size=len(seg_rows))
     opt_lo, opt_hi = wp["close_date_optimism"]
     stage = np.zeros(n, dtype=np.int64)
     t = created.copy()
     close = np.floor(t + _remaining(stage, mult) * rng.uniform(opt_lo, opt_hi, n))
     fc = _forecast(rng, stage)
-    rows: list[tuple[I64, F64, I64, F64, F64, I64]] = [(np.arange(n), t.copy(), stage.copy(), amount.copy(), close.copy(), fc.copy())]
+    rows: list[tuple[I64, F64, I64, F64, F64, I64]] = [
+        (np.arange(n), t.copy(), stage.copy(), amount.copy(), close.copy(), fc.copy())
+    ]
     last = t.copy()
     active = np.ones(n, dtype=bool)
     closed = np.full(n, INF)
     usual_s = np.array([wp["usual_days"][s] for s in P.STAGES])
-    adv_s = np.array([wp["advance_hazard_per_usual_time"][s] for s in P.STAGES])
-    lose_s = np.array([wp["lose_daily"][s] for s in P.STAGES])
-    reg_s = np.array([wp["regress_daily"][s] for s in P.STAGES])
+    adv_s = np.array([wp["advance_per_usual_time"][s] for s in P.STAGES])
+    lose_s = np.array([wp["lose_per_usual_time"][s] for s in P.STAGES])
+    reg_s = np.array([wp["regress_per_usual_time"][s] for s in P.STAGES])
     skip_s = np.array([wp["skip_next_stage"][s] for s in P.STAGES])
     pl = wp["push_days_lognormal"]
     for _ in range(60):
@@ -217,9 +257,18 @@ def simulate_pipeline(
             break
         st = stage[idx]
         usual = usual_s[st] * mult[idx]
-        t_adv = advance_time(rng.exponential(1.0, len(idx)), adv_s[st] / usual, usual, wp["decay_in_usual_times"] * usual)
-        t_lose = rng.exponential(1.0, len(idx)) / lose_s[st]
-        t_reg = np.where(reg_s[st] > 0, rng.exponential(1.0, len(idx)) / np.maximum(reg_s[st], 1e-12), INF)
+        t_adv = advance_time(
+            rng.exponential(1.0, len(idx)),
+            adv_s[st] / usual,
+            usual,
+            wp["decay_in_usual_times"] * usual,
+        )
+        t_lose = rng.exponential(1.0, len(idx)) * usual / lose_s[st]
+        t_reg = np.where(
+            reg_s[st] > 0,
+            rng.exponential(1.0, len(idx)) * usual / np.maximum(reg_s[st], 1e-12),
+            INF,
+        )
         dt = np.maximum(np.minimum(np.minimum(t_adv, t_lose), t_reg), 1.0 / 24.0)
         t_next = t[idx] + dt
         spell_end = np.minimum(t_next, H)
@@ -230,30 +279,56 @@ def simulate_pipeline(
             if not push.any():
                 break
             pi = idx[push]
-            close[pi] = np.floor(np.maximum(close[pi], p_t[push]) + rng.lognormal(np.log(pl["median"]), pl["sigma"], len(pi)))
+            close[pi] = np.floor(
+                np.maximum(close[pi], p_t[push])
+                + rng.lognormal(np.log(pl["median"]), pl["sigma"], len(pi))
+            )
             fc[pi] = np.where((fc[pi] == 2) & (rng.random(len(pi)) < 0.3), 1, fc[pi])
             last[pi] = p_t[push]
-            rows.append((pi, p_t[push], stage[pi].copy(), amount[pi].copy(), close[pi].copy(), fc[pi].copy()))
+            rows.append(
+                (
+                    pi,
+                    p_t[push],
+                    stage[pi].copy(),
+                    amount[pi].copy(),
+                    close[pi].copy(),
+                    fc[pi].copy(),
+                )
+            )
         moving = t_next < H
         active[idx[~moving]] = False
         idx, st, t_next = idx[moving], st[moving], t_next[moving]
         which = np.argmin(np.stack([t_adv[moving], t_lose[moving], t_reg[moving]]), axis=0)
-        new = np.where(which == 0, st + 1 + ((rng.random(len(idx)) < skip_s[st]) & (st <= 1)), np.where(which == 1, LOST, st - 1))
+        new = np.where(
+            which == 0,
+            st + 1 + ((rng.random(len(idx)) < skip_s[st]) & (st <= 1)),
+            np.where(which == 1, LOST, st - 1),
+        )
         new = np.where((which == 0) & (st == 3), WON, new)
         done = (new == WON) | (new == LOST)
         change = ~done & (rng.random(len(idx)) < wp["amount_change_share"])
-        amount[idx] = np.where(change, np.round(amount[idx] * rng.lognormal(0.0, 0.2, len(idx)), -2), amount[idx])
+        amount[idx] = np.where(
+            change, np.round(amount[idx] * rng.lognormal(0.0, 0.2, len(idx)), -2), amount[idx]
+        )
         disc = (new == 3) & (st != 3) & (rng.random(len(idx)) < wp["negotiation_discount_share"])
-        amount[idx] = np.where(disc, np.round(amount[idx] * rng.uniform(0.85, 0.97, len(idx)), -2), amount[idx])
+        amount[idx] = np.where(
+            disc, np.round(amount[idx] * rng.uniform(0.85, 0.97, len(idx)), -2), amount[idx]
+        )
         amount[idx] = np.maximum(amount[idx], 500.0)
-        close[idx] = np.where(done, np.floor(t_next), np.floor(t_next + _remaining(new, mult[idx]) * rng.uniform(opt_lo, opt_hi, len(idx))))
+        close[idx] = np.where(
+            done,
+            np.floor(t_next),
+            np.floor(t_next + _remaining(new, mult[idx]) * rng.uniform(opt_lo, opt_hi, len(idx))),
+        )
         fc[idx] = _forecast(rng, new)
         stage[idx] = new
         t[idx] = t_next
         last[idx] = t_next
         closed[idx] = np.where(done, t_next, INF)
         active[idx[done]] = False
-        rows.append((idx, t_next.copy(), new.copy(), amount[idx].copy(), close[idx].copy(), fc[idx].copy()))
+        rows.append(
+            (idx, t_next.copy(), new.copy(), amount[idx].copy(), close[idx].copy(), fc[idx].copy())
+        )
     h = [np.concatenate([r[i] for r in rows]) for i in range(6)]
     order = np.lexsort((h[1], h[0]))
     return Pipeline(
@@ -263,7 +338,9 @@ def simulate_pipeline(
     )  # fmt: skip
 
 
-def opportunity_tables(window: Window, leads: Leads, pipe: Pipeline, lead_ids: pa.Array, account_ids: pa.Array) -> tuple[pa.Table, pa.Table]:
+def opportunity_tables(
+    window: Window, leads: Leads, pipe: Pipeline, lead_ids: pa.Array, account_ids: pa.Array
+) -> tuple[pa.Table, pa.Table]:
     """The ``opportunities`` and ``stage_history`` tables."""
     n = len(pipe.lead)
     opp_ids = prefixed_ids("opp_", np.arange(1, n + 1, dtype=np.int64), 6)
@@ -316,7 +393,9 @@ def activities_table(
     a_lead = np.repeat(contacted, n_att)
     k = np.arange(len(a_lead)) - np.repeat(np.cumsum(n_att) - n_att, n_att)
     gl = s["attempt_gap_days_lognormal"]
-    gaps = np.where(k == 0, 0.0, rng.lognormal(np.log(gl["median"]), gl["sigma"], len(a_lead)) * (1.0 + 0.5 * k))
+    gaps = np.where(
+        k == 0, 0.0, rng.lognormal(np.log(gl["median"]), gl["sigma"], len(a_lead)) * (1.0 + 0.5 * k)
+    )
     starts = np.flatnonzero(k == 0)
     cs = np.cumsum(gaps)
     a_time = leads.first_touch[a_lead] + cs - np.repeat(cs[starts], n_att)
@@ -340,7 +419,10 @@ def activities_table(
     ib, ib_t = ib[ok], ib_t[ok]
     # the meeting that creates each opportunity
     mt_lead = pipe.lead
-    floor_t = np.maximum(leads.created[mt_lead], np.where(np.isfinite(leads.first_touch[mt_lead]), leads.first_touch[mt_lead], 0.0))
+    floor_t = np.maximum(
+        leads.created[mt_lead],
+        np.where(np.isfinite(leads.first_touch[mt_lead]), leads.first_touch[mt_lead], 0.0),
+    )
     mt_t = np.maximum(pipe.created - rng.uniform(0.005, 0.08, len(mt_lead)), floor_t + 1.0 / 1440.0)
     mt_t = np.minimum(mt_t, pipe.created)
     # meetings at forward stage changes (Demo, Proposal, Negotiation)
@@ -350,26 +432,32 @@ def activities_table(
     same = np.concatenate([[False], ho[1:] == ho[:-1]])
     fwd = same & (pipe.h_stage > prev_stage) & (pipe.h_stage <= 3)
     sm_o = ho[fwd]
-    sm_t = np.maximum(pipe.h_time[fwd] - rng.uniform(0.01, 1.0, int(fwd.sum())), prev_time[fwd] + 1.0 / 1440.0)
+    sm_t = np.maximum(
+        pipe.h_time[fwd] - rng.uniform(0.01, 1.0, int(fwd.sum())), prev_time[fwd] + 1.0 / 1440.0
+    )
     n_sm = len(sm_o)
     # assemble
     lead_ix = np.concatenate([a_lead, ib, mt_lead, pipe.lead[sm_o]])
     opp_ix = np.concatenate([np.full(m + len(ib), -1), np.arange(len(mt_lead)), sm_o])
     when = np.concatenate([a_time, ib_t, mt_t, sm_t])
     kinds = np.concatenate([act_kind, np.zeros(len(ib), np.int64), np.full(len(mt_lead) + n_sm, 2)])
-    direction = np.concatenate([np.zeros(m, np.int64), np.ones(len(ib), np.int64), np.zeros(len(mt_lead) + n_sm, np.int64)])
+    direction = np.concatenate(
+        [np.zeros(m, np.int64), np.ones(len(ib), np.int64), np.zeros(len(mt_lead) + n_sm, np.int64)]
+    )
     meet_out = np.where(rng.random(len(mt_lead) + n_sm) < 0.9, 5, 6)
     outcomes = np.concatenate([outcome, np.zeros(len(ib), np.int64), meet_out])
     sdr = np.concatenate([leads.owner[a_lead], leads.owner[ib]])
     is_ae = np.concatenate([np.zeros(m + len(ib), bool), np.ones(len(mt_lead) + n_sm, bool)])
     ae = np.concatenate([np.zeros(m + len(ib), np.int64), pipe.owner, pipe.owner[sm_o]])
     order = np.argsort(when, kind="stable")
-    owners = pa.chunked_array([
-        prefixed_ids("usr_sdr_", np.concatenate([sdr, np.zeros(len(ae) - len(sdr), np.int64)]) + 1, 3),
-    ]).combine_chunks()
+    owners = pa.chunked_array(
+        [
+            prefixed_ids(
+                "usr_sdr_", np.concatenate([sdr, np.zeros(len(ae) - len(sdr), np.int64)]) + 1, 3
+            ),
+        ]
+    ).combine_chunks()
     ae_ids = prefixed_ids("usr_ae_", ae + 1, 3)
-    import pyarrow.compute as pc
-
     owner_col = pc.if_else(pa.array(is_ae), ae_ids, owners).take(pa.array(order))
     return pa.table({
         "activity_id": prefixed_ids("act_", np.arange(1, len(when) + 1, dtype=np.int64), 8),

@@ -35,7 +35,16 @@ _K = np.array(
     dtype=np.uint32,
 )  # fmt: skip
 _H0 = np.array(
-    [0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19],
+    [
+        0x6A09E667,
+        0xBB67AE85,
+        0x3C6EF372,
+        0xA54FF53A,
+        0x510E527F,
+        0x9B05688C,
+        0x1F83D9AB,
+        0x5BE0CD19,
+    ],
     dtype=np.uint32,
 )
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -51,7 +60,9 @@ def _rotr(x: U32, n: int) -> U32:
     return (x >> np.uint32(n)) | (x << np.uint32(32 - n))
 
 
-def _byte_matrix(strings: pa.Array | pa.ChunkedArray, width: int) -> tuple[U8, npt.NDArray[np.int64]]:
+def _byte_matrix(
+    strings: pa.Array | pa.ChunkedArray, width: int
+) -> tuple[U8, npt.NDArray[np.int64]]:
     """The UTF-8 bytes of each string, left-aligned in a zero-padded ``(n, width)`` matrix."""
     arr = strings.combine_chunks() if isinstance(strings, pa.ChunkedArray) else strings
     arr = arr.cast(pa.large_string())
@@ -59,7 +70,9 @@ def _byte_matrix(strings: pa.Array | pa.ChunkedArray, width: int) -> tuple[U8, n
         raise ValueError("cannot hash null strings")
     offsets_buf, data_buf = arr.buffers()[1], arr.buffers()[2]
     offsets = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    )
     lengths = np.diff(offsets)
     if len(lengths) and int(lengths.max()) > width:
         raise ValueError(f"strings longer than {width} bytes are not supported")
@@ -154,7 +167,9 @@ def prefixed_ids(prefix: str, numbers: npt.NDArray[np.int64], width: int = 0) ->
 
 
 def take_strings(
-    choices: list[str] | tuple[str, ...], index: npt.NDArray[np.integer], null: npt.NDArray[np.bool_] | None = None
+    choices: list[str] | tuple[str, ...],
+    index: npt.NDArray[np.integer],
+    null: npt.NDArray[np.bool_] | None = None,
 ) -> pa.Array:
     """Dictionary-encoded strings: ``choices[index]``, null where ``null`` is true.
 

@@ -9,10 +9,11 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-__all__ = ["F64", "I64", "Window", "business_add", "sample_days", "time_of_day"]
+__all__ = ["F64", "I64", "B", "Window", "business_add", "sample_days", "time_of_day"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
 
 #: fixed US holidays (month, day) on which nobody answers leads
 _HOLIDAYS = ((1, 1), (7, 4), (12, 24), (12, 25), (12, 31))
@@ -44,7 +45,11 @@ class Window:
 
     @property
     def start_epoch_s(self) -> int:
-        return int(_dt.datetime(self.start.year, self.start.month, self.start.day, tzinfo=_dt.UTC).timestamp())
+        return int(
+            _dt.datetime(
+                self.start.year, self.start.month, self.start.day, tzinfo=_dt.UTC
+            ).timestamp()
+        )
 
     def end_datetime(self) -> _dt.datetime:
         """The first instant after the window (exclusive bound, tz-naive UTC)."""
@@ -74,12 +79,38 @@ class Window:
 
     def holidays(self) -> npt.NDArray[np.datetime64]:
         years = range(self.start.year - 1, self.end.year + 3)
-        return np.array([_dt.date(y, m, d) for y in years for m, d in _HOLIDAYS], dtype="datetime64[D]")
+        return np.array(
+            [_dt.date(y, m, d) for y in years for m, d in _HOLIDAYS], dtype="datetime64[D]"
+        )
 
 
 _HOUR_WEIGHTS = np.array(
-    [1, 0.8, 0.6, 0.5, 0.5, 0.6, 0.9, 1.5, 2.5, 3.5, 4.0, 4.2, 4.5, 5.5, 6.5, 7.0, 7.0, 6.8, 6.0,
-     5.5, 5.0, 4.0, 2.8, 1.8],
+    [
+        1,
+        0.8,
+        0.6,
+        0.5,
+        0.5,
+        0.6,
+        0.9,
+        1.5,
+        2.5,
+        3.5,
+        4.0,
+        4.2,
+        4.5,
+        5.5,
+        6.5,
+        7.0,
+        7.0,
+        6.8,
+        6.0,
+        5.5,
+        5.0,
+        4.0,
+        2.8,
+        1.8,
+    ],
     dtype=np.float64,
 )  # fmt: skip  (UTC; Europe mornings, US afternoons)
 
@@ -129,4 +160,4 @@ def business_add(window: Window, days: F64, minutes: F64) -> F64:
     # start is a business day?  busday_offset counts from the first business day on or after it
     target = np.busday_offset(start, k.astype(np.int64), roll="forward", holidays=hol)
     out_days = (target - start).astype(np.int64).astype(np.float64)
-    return out_days + (_OPEN_UTC_H * 60.0 + r) / 1440.0
+    return np.asarray(out_days + (_OPEN_UTC_H * 60.0 + r) / 1440.0, dtype=np.float64)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from revloop.synthetic import _params as P
 from revloop.synthetic._strings import base64url, hex_strings, prefixed_ids, take_strings
-from revloop.synthetic._time import F64, I64, Window, sample_days, time_of_day
+from revloop.synthetic._time import F64, I64, B, Window, sample_days, time_of_day
 
 __all__ = ["People", "Web", "make_people", "simulate_web"]
-
-B = npt.NDArray[np.bool_]
 
 KIND_WEB, KIND_OUTBOUND, KIND_PARTNER = 0, 1, 2
 KINDS = ("inbound", "outbound", "partner")
@@ -55,7 +53,9 @@ def make_people(rng: np.random.Generator, n_people: int) -> People:
     )
     segment = acc_seg[account]
     w = P.WEB
-    intent = rng.lognormal(np.log(w["intent_lognormal"]["median"]), w["intent_lognormal"]["sigma"], n_people)
+    intent = rng.lognormal(
+        np.log(w["intent_lognormal"]["median"]), w["intent_lognormal"]["sigma"], n_people
+    )
     intent *= np.array([w["intent_segment_multiplier"][s] for s in P.SEGMENTS])[segment]
     n_dev = 1 + (rng.random(n_people) < p["second_device_share"]).astype(np.int64)
     return People(kind.astype(np.int64), account.astype(np.int64), segment.astype(np.int64),
@@ -106,7 +106,9 @@ def _pick_channels(rng: np.random.Generator, n: int, attr: str) -> I64:
     return rng.choice(len(w), size=n, p=w / w.sum()).astype(np.int64)
 
 
-def _pick_variants(rng: np.random.Generator, channel: I64, var_chan: I64, weights: list[float]) -> I64:
+def _pick_variants(
+    rng: np.random.Generator, channel: I64, var_chan: I64, weights: list[float]
+) -> I64:
     out = np.empty(len(channel), dtype=np.int64)
     wts = np.array(weights)
     for ci in range(len(P.CHANNEL_PARAMS)):
@@ -130,7 +132,9 @@ def _click_ids(rng: np.random.Generator, kinds: list[str | None], kind_of_sessio
         m = len(idx)
         if kind == "gclid":
             body = base64url(rng.integers(0, 256, (m, 40), dtype=np.uint8))
-            ids = pc.binary_join_element_wise(pa.scalar("Cj0KCQjw"), body, pa.scalar("BwE"), pa.scalar(""))
+            ids = pc.binary_join_element_wise(
+                pa.scalar("Cj0KCQjw"), body, pa.scalar("BwE"), pa.scalar("")
+            )
         elif kind == "fbclid":
             body = base64url(rng.integers(0, 256, (m, 44), dtype=np.uint8))
             ids = pc.binary_join_element_wise(pa.scalar("IwAR"), body, pa.scalar(""))
@@ -138,7 +142,10 @@ def _click_ids(rng: np.random.Generator, kinds: list[str | None], kind_of_sessio
             ids = hex_strings(rng.integers(0, 256, (m, 16), dtype=np.uint8))
         else:  # li_fat_id: a UUID
             h = hex_strings(rng.integers(0, 256, (m, 16), dtype=np.uint8))
-            parts = [pc.utf8_slice_codeunits(h, a, b) for a, b in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))]
+            parts = [
+                pc.utf8_slice_codeunits(h, a, b)
+                for a, b in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
+            ]
             ids = pc.binary_join_element_wise(*parts, pa.scalar("-"))
         pieces.append(ids)
         rows.append(idx)
@@ -160,11 +167,23 @@ def simulate_web(rng: np.random.Generator, people: People, window: Window) -> We
     web = np.flatnonzero(people.kind == KIND_WEB)
     nw = len(web)
     # --- sessions per person and their times --------------------------------------------
-    arrival = sample_days(rng, window, nw, growth=P.PEOPLE["monthly_growth"], weekend=P.PEOPLE["weekend_arrival_factor"])
-    n_s = np.minimum(rng.geometric(w["sessions_geometric_p"], nw), w["max_sessions"]).astype(np.int64)
+    arrival = sample_days(
+        rng,
+        window,
+        nw,
+        growth=P.PEOPLE["monthly_growth"],
+        weekend=P.PEOPLE["weekend_arrival_factor"],
+    )
+    n_s = np.minimum(rng.geometric(w["sessions_geometric_p"], nw), w["max_sessions"]).astype(
+        np.int64
+    )
     person = np.repeat(web, n_s)
     pos = np.arange(len(person)) - np.repeat(np.cumsum(n_s) - n_s, n_s)
-    gap_days = np.ceil(rng.lognormal(np.log(w["gap_days_lognormal"]["median"]), w["gap_days_lognormal"]["sigma"], len(person)))
+    gap_days = np.ceil(
+        rng.lognormal(
+            np.log(w["gap_days_lognormal"]["median"]), w["gap_days_lognormal"]["sigma"], len(person)
+        )
+    )
     gap_days[pos == 0] = 0.0
     first_day = np.floor(np.repeat(arrival, n_s))
     day = first_day + _cumsum_by_group(gap_days, pos == 0)
@@ -172,17 +191,21 @@ def simulate_web(rng: np.random.Generator, people: People, window: Window) -> We
     tod[pos == 0] = np.repeat(arrival - np.floor(arrival), n_s)[pos == 0]
     start = day + tod
     # page views and session length
-    n_pv = np.minimum(rng.geometric(w["pageviews_geometric_p"], len(person)), w["max_pageviews"]).astype(np.int64)
+    n_pv = np.minimum(
+        rng.geometric(w["pageviews_geometric_p"], len(person)), w["max_pageviews"]
+    ).astype(np.int64)
     dur_est = (n_pv - 1) * w["pageview_gap_seconds_mean"] / 86400.0 + 300.0 / 86400.0
     prev_end = np.roll(start + dur_est, 1)
     min_gap = w["min_gap_minutes"] / 1440.0
     clash = (pos > 0) & (start < prev_end + min_gap)
     start = np.where(clash, prev_end + min_gap + rng.random(len(person)) / 24.0, start)
-    keep = start < H - 1.0 / 1440.0
+    keep = start < H - 1.0 / 24.0
     person, pos, start, n_pv = person[keep], pos[keep], start[keep], n_pv[keep]
     ns = len(person)
     # --- channels ------------------------------------------------------------------------
-    channel = np.where(pos == 0, _pick_channels(rng, ns, "first"), _pick_channels(rng, ns, "repeat"))
+    channel = np.where(
+        pos == 0, _pick_channels(rng, ns, "first"), _pick_channels(rng, ns, "repeat")
+    )
     lift = np.array([c.lift for c in P.CHANNEL_PARAMS])[channel]
     lift = lift * np.where(pos == 0, w["first_touch_multiplier"], 1.0)
     # --- the true conversion: noisy-OR over past sessions with carry-over ---------------------
@@ -217,7 +240,11 @@ def simulate_web(rng: np.random.Generator, people: People, window: Window) -> We
     conv_pos[person[conv_rows]] = pos[conv_rows]
     before_or_at = has_lead & (pos <= conv_pos[person])
     lead_of_row[before_or_at] = conv_person_rank[person[before_or_at]]
-    credit = np.where(before_or_at, credit / np.where(lead_of_row >= 0, total[np.maximum(lead_of_row, 0)], 1.0), 0.0)
+    credit = np.where(
+        before_or_at,
+        credit / np.where(lead_of_row >= 0, total[np.maximum(lead_of_row, 0)], 1.0),
+        0.0,
+    )
     after = has_lead & (pos > conv_pos[person])
     # sessions after the lead come from the post-lead mix (they cannot change the conversion)
     channel = np.where(after, _pick_channels(rng, ns, "post_lead"), channel)
@@ -225,19 +252,31 @@ def simulate_web(rng: np.random.Generator, people: People, window: Window) -> We
     variant = _pick_variants(rng, channel, var_chan, weights)
     # --- devices -------------------------------------------------------------------------------
     dev_offset = np.cumsum(people.n_devices) - people.n_devices
-    second = (people.n_devices[person] == 2) & (pos > 0) & (rng.random(ns) < w["second_device_session_share"])
+    second = (
+        (people.n_devices[person] == 2)
+        & (pos > 0)
+        & (rng.random(ns) < w["second_device_session_share"])
+    )
     device = dev_offset[person] + second.astype(np.int64)
     n_dev_total = int(people.n_devices.sum())
     first_seen = np.full(n_dev_total, np.inf)
     np.minimum.at(first_seen, device, start)
-    client = (np.arange(n_dev_total, dtype=np.int64) * 2_654_435_761 + 1_000_000_007) % 8_999_999_999 + 1_000_000_000
+    client = (
+        np.arange(n_dev_total, dtype=np.int64) * 2_654_435_761 + 1_000_000_007
+    ) % 8_999_999_999 + 1_000_000_000
     client_s = pc.cast(pa.array(client), pa.string())
     start_epoch = window.epoch_seconds(start)
     seen_epoch = window.epoch_seconds(np.where(np.isfinite(first_seen), first_seen, 0.0))
-    anon_dev = pc.binary_join_element_wise(client_s, pc.cast(pa.array(seen_epoch), pa.string()), pa.scalar("."))
+    anon_dev = pc.binary_join_element_wise(
+        client_s, pc.cast(pa.array(seen_epoch), pa.string()), pa.scalar(".")
+    )
     anon = pc.take(anon_dev, pa.array(device))
-    sid = pc.binary_join_element_wise(pc.take(client_s, pa.array(device)), pc.cast(pa.array(start_epoch), pa.string()), pa.scalar("."))
-    click_kinds: list[str | None] = sorted({v.click for v in variants if v.click}) + [None]
+    sid = pc.binary_join_element_wise(
+        pc.take(client_s, pa.array(device)),
+        pc.cast(pa.array(start_epoch), pa.string()),
+        pa.scalar("."),
+    )
+    click_kinds: list[str | None] = [*sorted({v.click for v in variants if v.click}), None]
     kind_index = {k: i for i, k in enumerate(click_kinds)}
     session_click_kind = np.array([kind_index[v.click] for v in variants], dtype=np.int64)[variant]
     click = _click_ids(rng, click_kinds, session_click_kind)
@@ -258,7 +297,12 @@ def _cumsum_by_group(x: F64, first: B) -> F64:
     return c - base
 
 
-_FORM_PAGES = ("/demo", "/contact-sales", "/resources/attribution-guide", "/webinars/pipeline-forecasting")
+_FORM_PAGES = (
+    "/demo",
+    "/contact-sales",
+    "/resources/attribution-guide",
+    "/webinars/pipeline-forecasting",
+)
 _CUSTOM = ("pricing_calculator_used", "video_play", "cta_click", "docs_search")
 
 
@@ -302,7 +346,11 @@ def _events(
     identify = np.where(
         other_dev & seen_after,
         u < w["identify_other_device"],
-        np.where(after & (channel == email_ch), u < w["identify_email_session"], after & (u < w["identify_other_session"])),
+        np.where(
+            after & (channel == email_ch),
+            u < w["identify_email_session"],
+            after & (u < w["identify_other_session"]),
+        ),
     )
     custom = rng.random(ns) < w["custom_event_share"]
     form = converting
@@ -316,21 +364,34 @@ def _events(
     is_form = (~is_pv) & form[sess] & (extra == has_c.astype(np.int64))
     is_ident = (~is_pv) & ~is_custom & ~is_form
     # times: page views a minute or so apart, extras attached to them
-    gaps = np.minimum(rng.exponential(w["pageview_gap_seconds_mean"], len(sess)), w["pageview_gap_seconds_max"])
+    gaps = np.minimum(
+        rng.exponential(w["pageview_gap_seconds_mean"], len(sess)), w["pageview_gap_seconds_max"]
+    )
     gaps = np.where(is_pv & (k > 0), gaps, 0.0) / 86400.0
     pv_time = start[sess] + _cumsum_by_group(gaps, k == 0)
     last_pv = pv_time[np.repeat(np.cumsum(n_ev) - n_ev, n_ev) + n_pv[sess] - 1]
     t = pv_time
-    t = np.where(is_custom, start[sess] + rng.uniform(5, 60, len(sess)) / 86400.0 + (last_pv - start[sess]) * rng.random(len(sess)), t)
+    t = np.where(
+        is_custom,
+        start[sess]
+        + rng.uniform(5, 60, len(sess)) / 86400.0
+        + (last_pv - start[sess]) * rng.random(len(sess)),
+        t,
+    )
     t = np.where(is_form, last_pv + rng.uniform(30, 180, len(sess)) / 86400.0, t)
     t = np.where(is_ident, start[sess] + rng.uniform(2, 20, len(sess)) / 86400.0, t)
+    t = np.minimum(
+        t, window.days - 1.0 / 86400.0
+    )  # a session running past midnight of the last day
     # urls: the landing page from the channel variant, then the site's pages
     pages = [p for p, _ in P.PAGES]
     landing_set = sorted({lp for v in variants for lp in v.landing} | set(pages) | set(_FORM_PAGES))
     page_ix = {p: i for i, p in enumerate(landing_set)}
     urls = [P.SITE + p for p in landing_set]
     pw = np.array([wt for _, wt in P.PAGES])
-    browse = np.array([page_ix[p] for p in pages])[rng.choice(len(pages), size=len(sess), p=pw / pw.sum())]
+    browse = np.array([page_ix[p] for p in pages])[
+        rng.choice(len(pages), size=len(sess), p=pw / pw.sum())
+    ]
     land_lists = [np.array([page_ix[p] for p in v.landing]) for v in variants]
     lens = np.array([len(x) for x in land_lists])
     flat = np.concatenate(land_lists)
@@ -338,7 +399,9 @@ def _events(
     v_of = variant[sess]
     landing = flat[offs[v_of] + (rng.random(len(sess)) * lens[v_of]).astype(np.int64)]
     url = np.where(k == 0, landing, browse)
-    form_page = np.array([page_ix[p] for p in _FORM_PAGES])[rng.integers(0, len(_FORM_PAGES), len(sess))]
+    form_page = np.array([page_ix[p] for p in _FORM_PAGES])[
+        rng.integers(0, len(_FORM_PAGES), len(sess))
+    ]
     url = np.where(is_form, form_page, url)
     # custom and identify events sit on the landing page of their session
     first_ev = np.repeat(np.cumsum(n_ev) - n_ev, n_ev)
@@ -362,7 +425,9 @@ def _events(
 
     event_type = np.where(is_pv, 0, np.where(is_form, 1, np.where(is_ident, 2, 3)))
     custom_name = rng.integers(0, len(_CUSTOM), len(sess))
-    props_choices = [json.dumps({"form_id": "demo_request"})] + [json.dumps({"name": c}) for c in _CUSTOM]
+    props_choices = [json.dumps({"form_id": "demo_request"})] + [
+        json.dumps({"name": c}) for c in _CUSTOM
+    ]
     props_ix = np.where(is_form, 0, 1 + custom_name)
     # order events by time (stable) and number them
     order = np.argsort(t, kind="stable")
@@ -392,7 +457,11 @@ def _events(
 def lead_source_labels() -> list[str]:
     """The CRM lead sources: one per channel, plus the unknown web source, Outbound and Partner."""
     names = {"Unassigned": "Other"}
-    return [f"Inbound - {names.get(c, c)}" for c in P.CHANNELS] + ["Inbound - Web", "Outbound", "Partner"]
+    return [f"Inbound - {names.get(c, c)}" for c in P.CHANNELS] + [
+        "Inbound - Web",
+        "Outbound",
+        "Partner",
+    ]
 
 
 def describe_sessions(web: Web, window: Window) -> pa.Table:
