@@ -234,6 +234,12 @@ def _renumber(t: ir.Table) -> ir.Table:
     )
 
 
+def _keep(t: ir.Table, keep: ir.BooleanValue) -> ir.Table:
+    # materialise the (window) condition as a column before filtering on it: filters
+    # over window expressions do not compile on every backend (PySpark)
+    return _renumber(t.mutate(__keep=keep).filter(ibis._.__keep).drop("__keep"))
+
+
 def _apply(t: ir.Table, tr: PathTransform) -> ir.Table:
     if tr.name == "unique":
         return t
@@ -241,18 +247,45 @@ def _apply(t: ir.Table, tr: PathTransform) -> ir.Table:
     whole = ibis.window(group_by=t.conversion_id)
     if tr.name == "exposure":
         prev = t.channel.lag().over(ordered)
-        return _renumber(t.filter(prev.isnull() | (prev != t.channel)))
+        return _keep(t, prev.isnull() | (prev != t.channel))
     if tr.name == "first":
         per_channel = ibis.window(group_by=[t.conversion_id, t.channel], order_by=_order(t))
-        return _renumber(t.filter(ibis.row_number().over(per_channel) == 0))
+        return _keep(t, ibis.row_number().over(per_channel) == 0)
     # the null touch of a conversion without a path is never listed, so it is kept
     listed = t.channel.isin(list(tr.channels)).fill_null(False)
     all_listed = listed.cast("int8").min().over(whole) == 1
     if tr.name == "remove_if_not_all":
-        return _renumber(t.filter(~listed | all_listed))
+        return _keep(t, ~listed | all_listed)
     # remove_if_last_and_not_all: keep everything up to the last unlisted touch
     last_unlisted = ibis.cases((~listed, t.pos), else_=ibis.null(dt.int64)).max().over(whole)
-    return _renumber(t.filter(all_listed | (t.pos <= last_unlisted)))
+    return _keep(t, all_listed | (t.pos <= last_unlisted))
+
+
+_MILESTONES = {
+    # role: (milestone column, conversion kinds that have reached it)
+    "lead": ("lead_at", ("lead", "opportunity", "won")),
+    "opp": ("opp_at", ("opportunity", "won")),
+    "won": ("won_at", ("won",)),
+}
+
+
+def _anchors(t: ir.Table) -> ir.Table:
+    """Add lead_pos, opp_pos, won_pos: the last touch at or before each CRM milestone.
+
+    A milestone left empty is taken to be the conversion itself (and one later
+    than the conversion is capped at it). A milestone later in the funnel than
+    the conversion's kind (an opportunity milestone of a lead conversion) has not
+    happened: null. So is a milestone with no touch at or before it.
+    """
+    whole = ibis.window(group_by=t.conversion_id)
+    cols = {}
+    for role, (col, kinds) in _MILESTONES.items():
+        m = t[col].fill_null(t.conv_at)
+        m = ibis.cases((m > t.conv_at, t.conv_at), else_=m)
+        reached = (t.kind.isnull() | t.kind.isin(list(kinds))).fill_null(False)
+        pos = ibis.cases((t.tp_at <= m, t.pos), else_=ibis.null(dt.int64)).max().over(whole)
+        cols[f"{role}_pos"] = ibis.cases((reached, pos), else_=ibis.null(dt.int64))
+    return t.mutate(**cols)
 
 
 def build_paths(
@@ -285,7 +318,8 @@ def build_paths(
         won_at, touchpoint_id, tp_at, channel, campaign, pos (0-based, in time
         order; ties broken by touchpoint_id), n (path length; 0 for a conversion
         with no touch, whose touch columns are null), last_at (time of the newest
-        touch on the path).
+        touch on the path), lead_pos, opp_pos, won_pos (positions of the touches
+        anchoring the CRM milestones; see :func:`_anchors`).
     """
     if lookback_days is not None and lookback_days <= 0:
         raise ConfigError(f"lookback_days must be positive or None, got {lookback_days!r}.")
@@ -317,4 +351,4 @@ def build_paths(
         t = t.filter(t.pos >= drop).mutate(pos=t.pos - drop, n=t.n - drop)  # last_at unchanged
     for tr in transforms:
         t = _apply(t, tr)
-    return t
+    return _anchors(t)

@@ -215,33 +215,19 @@ class AnchoredModel(AttributionModel):
         return ibis.cases((total > 1e-12, raw / total), else_=linear)
 
 
-def _milestone(p: ir.Table, role: str) -> tuple[ir.TimestampValue, ir.BooleanValue]:
-    """The milestone instant for ``role`` and whether it applies to the conversion's kind."""
-    kind = p.kind
-    if role == "lead":
-        at, applies = p.lead_at, kind.isnull() | kind.isin(["lead", "opportunity", "won"])
-    elif role == "opportunity":
-        at, applies = p.opp_at, kind.isnull() | kind.isin(["opportunity", "won"])
-    else:
-        at, applies = p.won_at, kind.isnull() | (kind == "won")
-    # empty milestone: the conversion itself; never later than the conversion
-    m = at.fill_null(p.conv_at)
-    m = ibis.cases((m > p.conv_at, p.conv_at), else_=m)
-    return m, applies.fill_null(False)
-
-
 def _anchor(p: ir.Table, role: str) -> ir.IntegerValue:
     """Position of the anchor touch of ``role`` in each path (null if none)."""
     if role == "first":
-        return ibis.literal(0, type=dt.int64) + p.pos * 0
+        return ibis.literal(0, type=dt.int64)
     if role == "last":
         return p.n - 1
-    if role not in _ROLES:
-        raise ConfigError(f"unknown anchor role {role!r}; expected one of {list(_ROLES)}.")
-    m, applies = _milestone(p, role)
-    whole = ibis.window(group_by=p.conversion_id)
-    pos = ibis.cases((p.tp_at <= m, p.pos), else_=ibis.null(dt.int64)).max().over(whole)
-    return ibis.cases((applies, pos), else_=ibis.null(dt.int64))
+    if role == "lead":
+        return p.lead_pos
+    if role == "opportunity":
+        return p.opp_pos
+    if role == "won":
+        return p.won_pos
+    raise ConfigError(f"unknown anchor role {role!r}; expected one of {list(_ROLES)}.")
 
 
 def _distinct_count(values: list[ir.IntegerValue]) -> ir.IntegerValue:
