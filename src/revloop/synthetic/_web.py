@@ -364,8 +364,10 @@ def _events(
     is_form = (~is_pv) & form[sess] & (extra == has_c.astype(np.int64))
     is_ident = (~is_pv) & ~is_custom & ~is_form
     # times: page views a minute or so apart, extras attached to them
-    gaps = np.minimum(
-        rng.exponential(w["pageview_gap_seconds_mean"], len(sess)), w["pageview_gap_seconds_max"]
+    gaps = np.clip(
+        rng.exponential(w["pageview_gap_seconds_mean"], len(sess)),
+        2.0,
+        w["pageview_gap_seconds_max"],
     )
     gaps = np.where(is_pv & (k > 0), gaps, 0.0) / 86400.0
     pv_time = start[sess] + _cumsum_by_group(gaps, k == 0)
