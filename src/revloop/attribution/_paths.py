@@ -220,17 +220,27 @@ def conversions_frame(conversions: ir.Table) -> ir.Table:
     )
 
 
+_MILESTONES = {
+    # role: (milestone column, conversion kinds that have reached it)
+    "lead": ("lead_at", ("lead", "opportunity", "won")),
+    "opp": ("opp_at", ("opportunity", "won")),
+    "won": ("won_at", ("won",)),
+}
+
+
 def _order(t: ir.Table) -> list[ir.Value]:
     return [t.tp_at, t.touchpoint_id]
 
 
 def _renumber(t: ir.Table) -> ir.Table:
+    """Add pos, n, last_at and the milestone anchors, all in one window pass."""
     w = ibis.window(group_by=t.conversion_id, order_by=_order(t))
     whole = ibis.window(group_by=t.conversion_id)
     return t.mutate(
         pos=ibis.row_number().over(w),
         n=t.touchpoint_id.count().over(whole),
         last_at=t.tp_at.max().over(whole),
+        **_anchors(t, whole),
     )
 
 
@@ -261,31 +271,28 @@ def _apply(t: ir.Table, tr: PathTransform) -> ir.Table:
     return _keep(t, all_listed | (t.pos <= last_unlisted))
 
 
-_MILESTONES = {
-    # role: (milestone column, conversion kinds that have reached it)
-    "lead": ("lead_at", ("lead", "opportunity", "won")),
-    "opp": ("opp_at", ("opportunity", "won")),
-    "won": ("won_at", ("won",)),
-}
+def _anchors(t: ir.Table, whole: ibis.Window) -> dict[str, ir.IntegerValue]:
+    """lead_pos, opp_pos, won_pos: the last touch at or before each CRM milestone.
 
-
-def _anchors(t: ir.Table) -> ir.Table:
-    """Add lead_pos, opp_pos, won_pos: the last touch at or before each CRM milestone.
+    Touches are ordered by time, so the last touch at or before instant ``m`` sits
+    at position (number of touches at or before ``m``) − 1; counting needs no
+    position, so this shares the window pass that numbers the touches.
 
     A milestone left empty is taken to be the conversion itself (and one later
     than the conversion is capped at it). A milestone later in the funnel than
     the conversion's kind (an opportunity milestone of a lead conversion) has not
     happened: null. So is a milestone with no touch at or before it.
     """
-    whole = ibis.window(group_by=t.conversion_id)
     cols = {}
     for role, (col, kinds) in _MILESTONES.items():
         m = t[col].fill_null(t.conv_at)
         m = ibis.cases((m > t.conv_at, t.conv_at), else_=m)
         reached = (t.kind.isnull() | t.kind.isin(list(kinds))).fill_null(False)
-        pos = ibis.cases((t.tp_at <= m, t.pos), else_=ibis.null(dt.int64)).max().over(whole)
-        cols[f"{role}_pos"] = ibis.cases((reached, pos), else_=ibis.null(dt.int64))
-    return t.mutate(**cols)
+        before = (t.tp_at <= m).fill_null(False).cast(dt.int64).sum().over(whole) - 1
+        cols[f"{role}_pos"] = ibis.cases(
+            (reached & (before >= 0), before), else_=ibis.null(dt.int64)
+        )
+    return cols
 
 
 def build_paths(
@@ -348,7 +355,14 @@ def build_paths(
     t = _renumber(joined)
     if lookback_steps is not None:
         drop = (t.n - lookback_steps).clip(lower=0)
-        t = t.filter(t.pos >= drop).mutate(pos=t.pos - drop, n=t.n - drop)  # last_at unchanged
+        shifted = {
+            f"{r}_pos": ibis.cases(
+                (t[f"{r}_pos"] >= drop, t[f"{r}_pos"] - drop), else_=ibis.null(dt.int64)
+            )
+            for r in _MILESTONES
+        }
+        # last_at is unchanged: the newest touch is always kept
+        t = t.mutate(pos=t.pos - drop, n=t.n - drop, **shifted).filter(lambda x: x.pos >= 0)
     for tr in transforms:
         t = _apply(t, tr)
-    return _anchors(t)
+    return t
