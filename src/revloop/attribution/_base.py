@@ -22,6 +22,7 @@ import ibis.expr.types as ir
 
 from revloop.attribution._paths import (
     UNATTRIBUTED,
+    LookbackFrom,
     PathTransform,
     TransformSpec,
     build_paths,
@@ -120,8 +121,13 @@ class AttributionModel:
     Parameters
     ----------
     lookback_days
-        Only touches at most this many days before a conversion are on its path
-        (``None`` for no limit). Default 90, as GA4 for key events.
+        Length of the lookback window in days (``None`` for no limit). Default
+        90, as GA4 for key events other than first visit.
+    lookback_from
+        ``"lead_created"`` (default): the window counts back from the lead's
+        creation, so deals keep the journey that created their lead (HubSpot's
+        deal and revenue attribution); ``"conversion"``: from the conversion
+        itself (GA4).
     lookback_steps
         Keep only the last N touches of a path (``None``: all); applied before
         ``transforms``, as Snowplow's ``path_lookback_steps``.
@@ -141,6 +147,7 @@ class AttributionModel:
     family: ClassVar[str] = "rule_based"
 
     lookback_days: float | None = 90
+    lookback_from: LookbackFrom = "lead_created"
     lookback_steps: int | None = None
     transforms: Sequence[TransformSpec] = field(default_factory=tuple)
 
@@ -195,6 +202,11 @@ class AttributionModel:
                 f"{self.lookup_name}: lookback_days must be a positive number of days or None, "
                 f"got {self.lookback_days!r}."
             )
+        if self.lookback_from not in ("lead_created", "conversion"):
+            raise ConfigError(
+                f"{self.lookup_name}: lookback_from must be 'lead_created' (HubSpot) or "
+                f"'conversion' (GA4), got {self.lookback_from!r}."
+            )
         if self.lookback_steps is not None and (
             not isinstance(self.lookback_steps, int) or self.lookback_steps < 1
         ):
@@ -233,6 +245,7 @@ class AttributionModel:
             self.touchpoints_,
             conversions,
             lookback_days=self.lookback_days,
+            lookback_from=self.lookback_from,
             lookback_steps=self.lookback_steps,
             transforms=self.transforms_,
         )

@@ -65,7 +65,7 @@ def to_reporting_currency(
 
 def conversions_from_crm(
     leads: ir.Table,
-    opportunities: ir.Table,
+    opportunities: ir.Table | None,
     *,
     fx_rates: ir.Table | None = None,
     reporting_currency: str = "USD",
@@ -76,7 +76,8 @@ def conversions_from_crm(
     Parameters
     ----------
     leads, opportunities
-        Canonical tables (see :mod:`revloop.schema`).
+        Canonical tables (see :mod:`revloop.schema`); ``opportunities`` may be
+        ``None`` when only lead conversions are asked for.
     fx_rates
         Canonical fx_rates; needed when deals are in more than one currency.
     reporting_currency
@@ -96,8 +97,12 @@ def conversions_from_crm(
     bad = [k for k in kinds if k not in _KINDS]
     if bad or not kinds:
         raise ConfigError(f"kinds must be a non-empty subset of {list(_KINDS)}, got {list(kinds)}.")
+    if opportunities is None and ("opportunity" in kinds or "won" in kinds):
+        raise ConfigError(
+            "opportunity and won conversions need the opportunities table; pass it, "
+            "or kinds=('lead',)."
+        )
     lead = conform(leads, "leads")
-    opp = conform(opportunities, "opportunities")
     parts: list[ir.Table] = []
     null_ts = ibis.null(dt.Timestamp())
     if "lead" in kinds:
@@ -114,7 +119,8 @@ def conversions_from_crm(
                 opportunity_id=ibis.null(dt.string),
             )
         )
-    if "opportunity" in kinds or "won" in kinds:
+    if opportunities is not None and ("opportunity" in kinds or "won" in kinds):
+        opp = conform(opportunities, "opportunities")
         lk = lead.select(
             l_lead_id=lead.lead_id, l_person_id=lead.person_id, l_created_at=lead.created_at
         )

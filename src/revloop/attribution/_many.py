@@ -16,7 +16,7 @@ __all__ = ["credit_many", "summarize", "summarize_many"]
 
 
 def _path_key(m: AttributionModel) -> tuple[object, ...]:
-    return (m.lookback_days, m.lookback_steps, m.transforms_)
+    return (m.lookback_days, m.lookback_from, m.lookback_steps, m.transforms_)
 
 
 def _fitted(models: Sequence[AttributionModel], touchpoints: ir.Table) -> list[AttributionModel]:
@@ -48,6 +48,7 @@ def _wide(
             touchpoints,
             conversions,
             lookback_days=first.lookback_days,
+            lookback_from=first.lookback_from,
             lookback_steps=first.lookback_steps,
             transforms=first.transforms_,
         )

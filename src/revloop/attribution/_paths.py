@@ -28,6 +28,7 @@ from revloop.exceptions import ConfigError, SchemaError
 
 __all__ = [
     "UNATTRIBUTED",
+    "LookbackFrom",
     "PathTransform",
     "TransformSpec",
     "build_paths",
@@ -38,6 +39,8 @@ __all__ = [
 
 UNATTRIBUTED = "(unattributed)"
 """Channel label of the credit row of a conversion that has no touch in its window."""
+
+LookbackFrom = Literal["lead_created", "conversion"]
 
 TransformName = Literal[
     "unique", "exposure", "first", "remove_if_last_and_not_all", "remove_if_not_all"
@@ -300,6 +303,7 @@ def build_paths(
     conversions: ir.Table,
     *,
     lookback_days: float | None = 90,
+    lookback_from: LookbackFrom = "lead_created",
     lookback_steps: int | None = None,
     transforms: Sequence[PathTransform] = (),
 ) -> ir.Table:
@@ -310,8 +314,16 @@ def build_paths(
     touchpoints, conversions
         Canonical tables (see :func:`touchpoints_frame`, :func:`conversions_frame`).
     lookback_days
-        Touches older than this many days before the conversion are left out
-        (``None``: no limit). GA4's default for key events is 90 days.
+        Length of the lookback window in days (``None``: no limit). GA4's
+        default for key events is 90 days.
+    lookback_from
+        Where the window is counted back from. ``"lead_created"`` (default): from
+        the person's lead creation when the conversion has one (else from the
+        conversion), so an opportunity or a deal closed months later keeps the
+        journey that produced its lead, as HubSpot's deal and revenue
+        attribution does. ``"conversion"``: from the conversion itself, as GA4
+        counts back from each key event. Either way no touch after the
+        conversion is on its path.
     lookback_steps
         Keep only the last N touches of the path (``None``: all), applied before
         the transforms, as Snowplow's ``path_lookback_steps`` (``trim_long_path``).
@@ -330,6 +342,10 @@ def build_paths(
     """
     if lookback_days is not None and lookback_days <= 0:
         raise ConfigError(f"lookback_days must be positive or None, got {lookback_days!r}.")
+    if lookback_from not in ("lead_created", "conversion"):
+        raise ConfigError(
+            f"lookback_from must be 'lead_created' or 'conversion', got {lookback_from!r}."
+        )
     if lookback_steps is not None and lookback_steps < 1:
         raise ConfigError(f"lookback_steps must be at least 1 or None, got {lookback_steps!r}.")
     tp = touchpoints_frame(touchpoints)
@@ -337,7 +353,12 @@ def build_paths(
     preds = [cv.person_id == tp.tp_person, tp.tp_at <= cv.conv_at]
     if lookback_days is not None:
         seconds = round(float(lookback_days) * 86400)
-        preds.append(tp.tp_at >= cv.conv_at - ibis.interval(seconds=seconds))
+        if lookback_from == "lead_created":
+            early_lead = cv.lead_at.notnull() & (cv.lead_at < cv.conv_at)
+            origin = ibis.cases((early_lead, cv.lead_at), else_=cv.conv_at)
+        else:
+            origin = cv.conv_at
+        preds.append(tp.tp_at >= origin - ibis.interval(seconds=seconds))
     joined = cv.left_join(tp, preds).select(
         cv.conversion_id,
         cv.person_id,
