@@ -306,6 +306,77 @@ def explain(
         sys.stdout.write(engine.to_sql(expr, dialect) + "\n")
 
 
+@app.command()
+def demo(
+    people: Annotated[
+        int, typer.Option("--people", "-n", min=100, help="People in the demo market.")
+    ] = 20_000,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives the same company.")
+    ] = 7,
+    out: Annotated[
+        Path,
+        typer.Option(help="Folder for revloop.duckdb, data/*.csv, truth.json and report.html."),
+    ] = Path("demo-output"),
+    months: Annotated[int, typer.Option(min=3, help="Months of history.")] = 24,
+) -> None:
+    """Build the demo B2B company, close the loop and write the attribution report.
+
+    Generates the company (web events, leads, activities, deals with stage history,
+    subscriptions, spend), stitches visitors to leads, builds touchpoints and the
+    lead / opportunity / won conversions, credits them with every rule-based model
+    and writes a self-contained report.html.
+    """
+    from revloop import report
+    from revloop._pipeline import closed_loop
+    from revloop.synthetic import demo_company
+
+    with _errors(), _progress() as progress:
+        out.mkdir(parents=True, exist_ok=True)
+        task = progress.add_task(f"generating a company of {people:,} people", total=None)
+        con = engine.connect(out / "revloop.duckdb")
+        company = demo_company(con, seed=seed, n_people=people, months=months)
+        progress.update(
+            task, description="stitching visitors, building touchpoints and conversions"
+        )
+        loop = closed_loop(company.tables())
+        derived = {"touchpoints": loop.touchpoints, "conversions": loop.conversions}
+        if loop.identities is not None:
+            derived = {"identities": loop.identities, **derived}
+        tables = dict(company.tables())
+        for name, expr in derived.items():
+            tables[name] = con.create_table(name, expr, overwrite=True)
+        progress.update(task, description="exporting canonical tables as CSV")
+        data_dir = out / "data"
+        data_dir.mkdir(exist_ok=True)
+        for name, t in tables.items():
+            con.to_csv(t, data_dir / f"{name}.csv")
+        (out / "truth.json").write_text(json.dumps(company.truth.to_dict(), indent=2, default=str))
+        progress.update(task, description="crediting conversions with every rule-based model")
+        data = report.collect(
+            con,
+            touchpoints=tables["touchpoints"],
+            conversions=tables["conversions"],
+            spend=tables["spend"],
+            title="Acme RevOps (revloop demo company)",
+        )
+        progress.update(task, description="writing report.html")
+        path = report.write_html(data, out / "report.html")
+        headline = attribution.summarize_many(
+            [attribution.get_model("first_touch"), attribution.get_model("last_touch")],
+            tables["touchpoints"],
+            tables["conversions"].filter(ibis._.kind == "won"),
+        )
+        df = engine.to_pandas(headline, con).pivot_table(
+            index="channel", columns="model", values="value", aggfunc="sum"
+        )
+        con.disconnect()
+    df = df.reset_index().sort_values("last_touch", ascending=False)
+    _print_table(df, title="Won revenue by channel: first click vs last click")
+    console.print(", ".join(f"{k}: {v:,}" for k, v in data.row_counts.items()))
+    console.print(f"report: {path}\ndatabase: {out / 'revloop.duckdb'}\nCSV exports: {data_dir}/")
+
+
 def main() -> None:
     """Entry point of the ``revloop`` script."""
     app()
