@@ -8,14 +8,51 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from revloop.attribution import conversions_from_crm
 from revloop.exceptions import SchemaError
 from revloop.identity import stitch
+from revloop.schema import TABLES, conform
 from revloop.touchpoints import GA4_RULES, RuleSet, from_events
 
 __all__ = ["ClosedLoop", "closed_loop"]
+
+_TOUCH_COLUMNS = (
+    "touchpoint_id",
+    "person_id",
+    "occurred_at",
+    "channel",
+    "source",
+    "medium",
+    "campaign",
+    "kind",
+    "session_id",
+)
+
+
+def _lead_source_touches(leads: ir.Table, touchpoints: ir.Table) -> ir.Table:
+    """One offline touchpoint per lead with no touch at or before its creation."""
+    lead = conform(leads, "leads")
+    tp = conform(touchpoints, "touchpoints")
+    earlier = tp.select(tp_person=tp.person_id, tp_at=tp.occurred_at)
+    orphan = lead.anti_join(
+        earlier, [lead.person_id == earlier.tp_person, earlier.tp_at <= lead.created_at]
+    )
+    source = orphan.source.fill_null("(none)")
+    return orphan.select(
+        touchpoint_id=ibis.literal("crm:") + orphan.lead_id,
+        person_id=orphan.person_id,
+        occurred_at=orphan.created_at,
+        channel=source,
+        source=source,
+        medium=ibis.literal("crm"),
+        campaign=ibis.null(dt.string),
+        kind=ibis.literal("offline"),
+        session_id=ibis.null(dt.string),
+    )
 
 
 @dataclass(frozen=True)
@@ -44,6 +81,7 @@ def closed_loop(
     reporting_currency: str = "USD",
     timeout_minutes: float = 30,
     internal_domains: Iterable[str] = (),
+    lead_source_touches: bool = True,
 ) -> ClosedLoop:
     """Derive what attribution needs from whatever canonical tables are given.
 
@@ -66,25 +104,38 @@ def closed_loop(
         ISO 4217 code for conversion values.
     timeout_minutes, internal_domains
         Sessionising options (see :func:`revloop.touchpoints.from_events`).
+    lead_source_touches
+        Give each lead that has no touchpoint at or before its creation (an
+        outbound prospect, a partner referral, a trade-show list) one offline
+        touchpoint at its creation, whose channel is the CRM's lead source, as
+        HubSpot's "Offline sources". Without it those leads and their deals are
+        credited to ``(unattributed)``.
     """
+    # canonical form first: optional columns the user left out are typed nulls
+    tables = {k: conform(v, k) if k in TABLES else v for k, v in tables.items()}
     identities = tables.get("identities")
     if "touchpoints" in tables:
-        touchpoints = tables["touchpoints"]
+        touchpoints = conform(tables["touchpoints"], "touchpoints")
     elif "events" in tables:
         if identities is None and "leads" in tables:
             identities = stitch(tables["events"], tables["leads"])
-        touchpoints = from_events(
-            tables["events"],
-            identities,
-            rules=rules,
-            timeout_minutes=timeout_minutes,
-            internal_domains=internal_domains,
-        )
+        touchpoints = conform(
+            from_events(
+                tables["events"],
+                identities,
+                rules=rules,
+                timeout_minutes=timeout_minutes,
+                internal_domains=internal_domains,
+            ),
+            "touchpoints",
+        ).select(*_TOUCH_COLUMNS)
     else:
         raise SchemaError(
             "no touchpoints: give a 'touchpoints' table, or web 'events' (with 'leads' to "
             f"stitch visitors to people). Tables given: {sorted(tables)}."
         )
+    if lead_source_touches and "leads" in tables:
+        touchpoints = touchpoints.union(_lead_source_touches(tables["leads"], touchpoints))
     if "conversions" in tables:
         conversions = tables["conversions"]
     elif "leads" in tables and "opportunities" in tables:
