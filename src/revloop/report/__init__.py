@@ -1,1 +1,24 @@
-"""Placeholder package: filled in by its issue."""
+"""The self-contained HTML report (edge layer: runs queries, writes files).
+
+:func:`collect` runs every query the report needs and keeps the small results in
+a :class:`ReportData`; :func:`render_html` turns it into one HTML document with
+Plotly inlined (it opens offline); :func:`write_html` writes it to a file.
+
+Examples
+--------
+>>> import revloop
+>>> from revloop import report
+>>> con = revloop.connect()
+>>> data = report.collect(con, touchpoints=tp, conversions=cv, spend=sp)  # doctest: +SKIP
+>>> report.write_html(data, "report.html")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from revloop.report._collect import ReportData as ReportData
+from revloop.report._collect import Section as Section
+from revloop.report._collect import collect as collect
+from revloop.report._render import render_html as render_html
+from revloop.report._render import write_html as write_html
+
+__all__ = ["ReportData", "Section", "collect", "render_html", "write_html"]
