@@ -284,7 +284,7 @@ def simulate_web(rng: np.random.Generator, people: People, window: Window) -> We
     lead_person = person[conv_rows]
     events, lead_time = _events(
         rng, window, person, device, start, n_pv, variant, variants, channel, converting, after,
-        anon, sid, click,
+        anon_dev, sid, click,
     )  # fmt: skip
     return Web(person, device, start, channel, variant, sid, anon, click, credit, converting,
                lead_person, lead_time, conv_rows, events)  # fmt: skip
@@ -318,7 +318,7 @@ def _events(
     channel: I64,
     converting: B,
     after: B,
-    anon: pa.Array,
+    anon_dev: pa.Array,
     sid: pa.Array,
     click: pa.Array,
 ) -> tuple[pa.Table, F64]:
@@ -372,19 +372,15 @@ def _events(
     gaps = np.where(is_pv & (k > 0), gaps, 0.0) / 86400.0
     pv_time = start[sess] + _cumsum_by_group(gaps, k == 0)
     last_pv = pv_time[np.repeat(np.cumsum(n_ev) - n_ev, n_ev) + n_pv[sess] - 1]
-    t = pv_time
-    t = np.where(
-        is_custom,
-        start[sess]
-        + rng.uniform(5, 60, len(sess)) / 86400.0
-        + (last_pv - start[sess]) * rng.random(len(sess)),
-        t,
-    )
-    t = np.where(is_form, last_pv + rng.uniform(30, 180, len(sess)) / 86400.0, t)
-    t = np.where(is_ident, start[sess] + rng.uniform(2, 20, len(sess)) / 86400.0, t)
-    t = np.minimum(
-        t, window.days - 1.0 / 86400.0
-    )  # a session running past midnight of the last day
+    t = pv_time.copy()
+    first_ev = np.repeat(np.cumsum(n_ev) - n_ev, n_ev)
+    ci, fi, ii = np.flatnonzero(is_custom), np.flatnonzero(is_form), np.flatnonzero(is_ident)
+    s_c = start[sess[ci]]
+    t[ci] = s_c + rng.uniform(5, 60, len(ci)) / 86400.0 + (last_pv[ci] - s_c) * rng.random(len(ci))
+    t[fi] = last_pv[fi] + rng.uniform(30, 180, len(fi)) / 86400.0
+    t[ii] = start[sess[ii]] + rng.uniform(2, 20, len(ii)) / 86400.0
+    # a session running past midnight of the last day ends there
+    np.minimum(t, window.days - 1.0 / 86400.0, out=t)
     # urls: the landing page from the channel variant, then the site's pages
     pages = [p for p, _ in P.PAGES]
     landing_set = sorted({lp for v in variants for lp in v.landing} | set(pages) | set(_FORM_PAGES))
@@ -399,14 +395,14 @@ def _events(
     flat = np.concatenate(land_lists)
     offs = np.cumsum(lens) - lens
     v_of = variant[sess]
-    landing = flat[offs[v_of] + (rng.random(len(sess)) * lens[v_of]).astype(np.int64)]
-    url = np.where(k == 0, landing, browse)
-    form_page = np.array([page_ix[p] for p in _FORM_PAGES])[
-        rng.integers(0, len(_FORM_PAGES), len(sess))
+    url = browse
+    li = np.flatnonzero(k == 0)
+    v_li = v_of[li]
+    url[li] = flat[offs[v_li] + (rng.random(len(li)) * lens[v_li]).astype(np.int64)]
+    url[fi] = np.array([page_ix[p] for p in _FORM_PAGES])[
+        rng.integers(0, len(_FORM_PAGES), len(fi))
     ]
-    url = np.where(is_form, form_page, url)
     # custom and identify events sit on the landing page of their session
-    first_ev = np.repeat(np.cumsum(n_ev) - n_ev, n_ev)
     url = np.where(is_pv | is_form, url, url[first_ev])
     # referrers: external on the landing view, the previous page afterwards
     ext = sorted({v.referrer for v in variants if v.referrer} - set(urls))
@@ -434,11 +430,14 @@ def _events(
     # order events by time (stable) and number them
     order = np.argsort(t, kind="stable")
     n_ev_total = len(sess)
-    sess_o = pa.array(sess[order])
+    sess_o = sess[order]
+    # ids as dictionaries over the devices and sessions: no string per event is built here
+    anon_col = pa.DictionaryArray.from_arrays(pa.array(device[sess_o].astype(np.int32)), anon_dev)
+    sid_col = pa.DictionaryArray.from_arrays(pa.array(sess_o.astype(np.int32)), sid)
     events = pa.table({
         "event_id": prefixed_ids("evt_", np.arange(n_ev_total, dtype=np.int64), 9),
-        "anonymous_id": pc.take(anon, sess_o),
-        "session_id": pc.take(sid, sess_o),
+        "anonymous_id": anon_col,
+        "session_id": sid_col,
         "occurred_at": window.timestamps(t[order]),
         "event_type": take_strings(("page_view", "form_submit", "identify", "custom"), event_type[order]),
         "url": take_strings(urls, url[order]),
@@ -451,7 +450,7 @@ def _events(
         "click_id": pc.take(click, pa.array(np.where(first, sess, -1)[order], mask=~first[order])),
         "email_hash": pa.nulls(n_ev_total, pa.string()),  # filled by the caller
         "properties": take_strings(props_choices, props_ix[order], (is_pv | is_ident)[order]),
-        "_person": pa.array(person[sess[order]]),
+        "_person": pa.array(person[sess_o]),
     })  # fmt: skip
     return events, t[is_form]  # sessions are in order, so these follow the converting sessions
 
