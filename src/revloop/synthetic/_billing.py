@@ -293,7 +293,7 @@ def spend_table(
         clicks = np.bincount(day[np.isin(s_variant, vids)], minlength=ndays)[:ndays].astype(
             np.float64
         )
-        base = rate * max(1.0, clicks.mean()) * 0.05
+        base = rate * max(1.0, clicks.mean()) * 0.3  # impressions that brought no visit
         amt = np.round(
             clicks * rate * rng.lognormal(0.0, 0.25, ndays) + base * rng.random(ndays), 2
         )

@@ -396,7 +396,7 @@ def demo_company(
         Seed of the random generator: the same seed gives the same company.
     n_people
         People in the market (web visitors, outbound prospects, partner referrals).
-        20,000 gives about 2,800 leads and 350 opportunities.
+        20,000 gives about 2,500 leads and 350 opportunities.
     months
         Calendar months of history ending on ``end``.
     end

@@ -81,14 +81,14 @@ CHANNEL_PARAMS: tuple[ChannelParams, ...] = (
         Variant(0.06, referrer="https://duckduckgo.com/", landing=_BLOG),
         Variant(0.04, referrer="https://search.yahoo.com/", landing=_BLOG),
     )),
-    ChannelParams("Paid Search", 0.15, 0.12, 0.07, 0.045, 9.0, (
+    ChannelParams("Paid Search", 0.15, 0.12, 0.07, 0.045, 24.0, (
         Variant(0.34, "https://www.google.com/", "google", "cpc", "brand_search", "acme revops", "gclid", _BRAND),
         Variant(0.30, "https://www.google.com/", "google", "cpc", "nonbrand_crm_software", "crm attribution software", "gclid", ("/product/attribution", "/lp/attribution-software")),
         Variant(0.16, "https://www.google.com/", "google", "cpc", "nonbrand_revenue_attribution", "b2b revenue attribution", "gclid", ("/lp/revenue-attribution",)),
         Variant(0.10, "https://www.google.com/", "google", "cpc", "competitor_hubspot", "hubspot attribution alternative", "gclid", ("/compare/hubspot",)),
         Variant(0.10, "https://www.bing.com/", "bing", "cpc", "brand_search", "acme revops", "msclkid", _BRAND),
     )),
-    ChannelParams("Paid Social", 0.09, 0.05, 0.03, 0.020, 11.0, (
+    ChannelParams("Paid Social", 0.09, 0.05, 0.03, 0.020, 14.0, (
         Variant(0.45, "https://www.linkedin.com/", "linkedin", "paid_social", "abm_enterprise", None, "li_fat_id", ("/lp/enterprise-attribution",)),
         Variant(0.30, "https://www.linkedin.com/", "linkedin", "paid_social", "lead_gen_attribution_guide", None, "li_fat_id", ("/resources/attribution-guide",)),
         Variant(0.25, "https://l.facebook.com/", "facebook", "paid_social", "retargeting_site_visitors", None, "fbclid", ("/pricing", "/demo")),
@@ -117,11 +117,11 @@ CHANNEL_PARAMS: tuple[ChannelParams, ...] = (
         Variant(0.10, referrer="https://app.acme-revops.com/", landing=("/", "/pricing", "/changelog")),
         Variant(0.06, referrer="https://www.acme-revops.com/", landing=("/pricing",)),
     )),
-    ChannelParams("Display", 0.06, 0.03, 0.01, 0.006, 2.5, (
+    ChannelParams("Display", 0.06, 0.03, 0.01, 0.006, 6.0, (
         Variant(0.60, None, "google", "display", "retargeting_display", None, None, ("/pricing", "/")),
         Variant(0.40, None, "stackadapt", "display", "abm_display_enterprise", None, None, ("/lp/enterprise-attribution",)),
     )),
-    ChannelParams("Paid Video", 0.03, 0.015, 0.005, 0.008, 0.9, (
+    ChannelParams("Paid Video", 0.03, 0.015, 0.005, 0.008, 3.0, (
         Variant(1.00, "https://www.youtube.com/", "youtube", "cpv", "brand_video_awareness", None, None, ("/",)),
     )),
     ChannelParams("Affiliates", 0.03, 0.02, 0.01, 0.025, None, (
@@ -133,7 +133,7 @@ CHANNEL_PARAMS: tuple[ChannelParams, ...] = (
         Variant(0.25, referrer="https://m.youtube.com/", landing=_BLOG),
         Variant(0.15, referrer="https://vimeo.com/", landing=("/",)),
     )),
-    ChannelParams("Cross-network", 0.04, 0.03, 0.02, 0.020, 5.5, (
+    ChannelParams("Cross-network", 0.04, 0.03, 0.02, 0.020, 12.0, (
         Variant(0.70, "https://www.google.com/", "google", "cpc", "pmax_cross-network_demand", None, "gclid", ("/", "/pricing")),
         Variant(0.30, "https://www.youtube.com/", "google", "cpc", "demand_gen_cross-network", None, "gclid", ("/",)),
     )),
@@ -229,7 +229,7 @@ WIN: dict[str, Any] = {
     # the probability to skip the next stage when advancing
     "usual_days": {"Discovery": 20.0, "Demo": 22.0, "Proposal": 32.0, "Negotiation": 26.0},
     "advance_per_usual_time": {"Discovery": 1.0, "Demo": 1.0, "Proposal": 1.0, "Negotiation": 1.0},
-    "lose_per_usual_time": {"Discovery": 0.5, "Demo": 0.4, "Proposal": 0.35, "Negotiation": 0.25},
+    "lose_per_usual_time": {"Discovery": 0.4, "Demo": 0.3, "Proposal": 0.25, "Negotiation": 0.2},
     "regress_per_usual_time": {
         "Discovery": 0.0,
         "Demo": 0.0,
@@ -263,7 +263,7 @@ SUBSCRIPTIONS: dict[str, Any] = {
     "discount_share": 0.35,
     "discount_range": [0.05, 0.25],
     "start_delay_days": [0, 14],
-    "churn_per_month": {"SMB": 0.020, "Mid-Market": 0.012, "Enterprise": 0.006},
+    "churn_per_month": {"SMB": 0.030, "Mid-Market": 0.015, "Enterprise": 0.008},
     "churn_per_renewal": {"SMB": 0.20, "Mid-Market": 0.12, "Enterprise": 0.08},
     "expansion_per_month": 0.025,
     "expansion_per_renewal": 0.30,
