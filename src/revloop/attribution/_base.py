@@ -309,8 +309,8 @@ def get_model(name: str, **params: Any) -> AttributionModel:
 
     Examples
     --------
-    >>> get_model("time_decay", half_life="7 days")
-    TimeDecay(half_life='7 days')
+    >>> get_model("time_decay", half_life="3 days")
+    TimeDecay(half_life='3 days')
     """
     cls = model_class(name)
     names = {f.name for f in dataclasses.fields(cls)}
