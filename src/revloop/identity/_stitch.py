@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Literal, assert_never, get_args
 
@@ -92,9 +93,12 @@ def _email_links(events: ir.Table, leads: ir.Table) -> ir.Table:
 
 
 def _property(props: ir.Value, key: str) -> ir.StringValue:
-    value = props.cast("json")[key]
-    # a string id, or a numeric one written without quotes
-    return ibis.coalesce(value.str, value.int.cast("string")).strip().nullif("")
+    # Read with a regex on the JSON text rather than Ibis's JSON unwrap ops: on
+    # PySpark those compile to a pandas UDF (Python workers, pandas needed on every
+    # executor); the regex runs natively on DuckDB and Spark alike (checked equal).
+    # A string id ("L-1") or an integer one (1042), at the first occurrence of the key.
+    pattern = rf'"{re.escape(key)}"\s*:\s*"?([^",}}\s]+)'
+    return props.cast("string").re_extract(pattern, 1).nullif("")
 
 
 def _crm_links(events: ir.Table, leads: ir.Table) -> ir.Table:
@@ -105,21 +109,16 @@ def _crm_links(events: ir.Table, leads: ir.Table) -> ir.Table:
         anonymous_id=ids.anonymous_id.cast("string"), seen_at=ids.occurred_at, crm_id=crm
     )
     ev = ev.filter(ev.crm_id.notnull())
-    people = leads.select(person_id=leads.person_id.cast("string"))
-    people = people.filter(people.person_id.notnull()).distinct()
-    by_person = ev.join(people, ev.crm_id == people.person_id).select(
-        "anonymous_id", "person_id", "seen_at"
-    )
+    # one lookup of every id a CRM may send -> person: the person id itself, and the lead id
+    lookup = leads.select(crm_id=_clean(leads.person_id), person_id=leads.person_id.cast("string"))
     if "lead_id" in leads.columns:
         by_lead = leads.select(
-            lead_id=_clean(leads.lead_id), person_id=leads.person_id.cast("string")
+            crm_id=_clean(leads.lead_id), person_id=leads.person_id.cast("string")
         )
-        by_lead = by_lead.filter(by_lead.lead_id.notnull(), by_lead.person_id.notnull())
-        via_lead = ev.join(by_lead, ev.crm_id == by_lead.lead_id).select(
-            "anonymous_id", "person_id", "seen_at"
-        )
-        by_person = by_person.union(via_lead, distinct=False)
-    return by_person.mutate(method=ibis.literal("crm_id"))
+        lookup = lookup.union(by_lead, distinct=False)
+    lookup = lookup.filter(lookup.crm_id.notnull(), lookup.person_id.notnull()).distinct()
+    j = ev.join(lookup, "crm_id")
+    return j.select("anonymous_id", "person_id", "seen_at", method=ibis.literal("crm_id"))
 
 
 def _click_links(events: ir.Table, leads: ir.Table) -> ir.Table:
