@@ -276,22 +276,32 @@ class AttributionModel:
         return credits_from_paths(self, self.paths(conversions))
 
 
+def path_weight(model: AttributionModel, p: ir.Table) -> ir.FloatingValue:
+    """``model``'s weight of each row of paths table ``p``; 1 for a conversion without a touch."""
+    return ibis.cases((p.n > 0, model.weight(p)), else_=ibis.literal(1.0, type=dt.float64))
+
+
+def credits_select(t: ir.Table, model: ir.StringValue, weight: str) -> ir.Table:
+    """The credits columns (:data:`CREDIT_COLUMNS`) of a paths table with a ``weight`` column."""
+    return t.select(
+        model=model,
+        conversion_id=t.conversion_id,
+        kind=t.kind,
+        conversion_at=t.conv_at,
+        touchpoint_id=t.touchpoint_id,
+        touch_at=t.tp_at,
+        channel=ibis.cases((t.n > 0, t.channel), else_=ibis.literal(UNATTRIBUTED)),
+        campaign=t.campaign,
+        weight=t[weight],
+        value=t[weight] * t.conv_value,
+    )
+
+
 def credits_from_paths(model: AttributionModel, p: ir.Table) -> ir.Table:
     """Turn a paths table into the credits of ``model``."""
-    has_path = p.n > 0
-    weight = ibis.cases((has_path, model.weight(p)), else_=ibis.literal(1.0, type=dt.float64))
-    return p.select(
-        model=ibis.literal(model.lookup_name, type=dt.string),
-        conversion_id=p.conversion_id,
-        kind=p.kind,
-        conversion_at=p.conv_at,
-        touchpoint_id=p.touchpoint_id,
-        touch_at=p.tp_at,
-        channel=ibis.cases((has_path, p.channel), else_=ibis.literal(UNATTRIBUTED)),
-        campaign=p.campaign,
-        weight=weight,
-        value=weight * p.conv_value,
-    )
+    # the weight becomes a column first, so its expression is written once in the SQL
+    t = p.mutate(__weight=path_weight(model, p))
+    return credits_select(t, ibis.literal(model.lookup_name, type=dt.string), "__weight")
 
 
 def model_class(name: str) -> type[AttributionModel]:

@@ -8,7 +8,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from revloop.attribution._base import AttributionModel
+from revloop.attribution._base import AttributionModel, credits_select, path_weight
 from revloop.attribution._paths import UNATTRIBUTED, build_paths
 from revloop.exceptions import ConfigError
 
@@ -52,11 +52,7 @@ def _wide(
             lookback_steps=first.lookback_steps,
             transforms=first.transforms_,
         )
-        has_path = p.n > 0
-        one = ibis.literal(1.0, type=dt.float64)
-        weights = {
-            f"__w_{m.lookup_name}": ibis.cases((has_path, m.weight(p)), else_=one) for m in ms
-        }
+        weights = {f"__w_{m.lookup_name}": path_weight(m, p) for m in ms}
         out.append((p.mutate(**weights), ms))
     return out
 
@@ -85,22 +81,8 @@ def credit_many(
     parts: list[ir.Table] = []
     for wide, ms in _wide(models, touchpoints, conversions):
         cols = [f"__w_{m.lookup_name}" for m in ms]
-        long = wide.pivot_longer(cols, names_to="__model", values_to="weight")
-        has_path = long.n > 0
-        parts.append(
-            long.select(
-                model=long.__model.replace("__w_", ""),
-                conversion_id=long.conversion_id,
-                kind=long.kind,
-                conversion_at=long.conv_at,
-                touchpoint_id=long.touchpoint_id,
-                touch_at=long.tp_at,
-                channel=ibis.cases((has_path, long.channel), else_=ibis.literal(UNATTRIBUTED)),
-                campaign=long.campaign,
-                weight=long.weight,
-                value=long.weight * long.conv_value,
-            )
-        )
+        long = wide.pivot_longer(cols, names_to="__model", values_to="__weight")
+        parts.append(credits_select(long, long.__model.replace("__w_", ""), "__weight"))
     return parts[0] if len(parts) == 1 else ibis.union(*parts)
 
 
