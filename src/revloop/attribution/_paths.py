@@ -239,12 +239,14 @@ def _renumber(t: ir.Table) -> ir.Table:
     """Add pos, n, last_at and the milestone anchors, all in one window pass."""
     w = ibis.window(group_by=t.conversion_id, order_by=_order(t))
     whole = ibis.window(group_by=t.conversion_id)
-    return t.mutate(
+    counted = t.mutate(
         pos=ibis.row_number().over(w),
         n=t.touchpoint_id.count().over(whole),
         last_at=t.tp_at.max().over(whole),
-        **_anchors(t, whole),
+        **_touches_before_milestones(t, whole),
     )
+    # each window appears once in the SQL; the anchors are plain arithmetic on top
+    return counted.mutate(**_anchors(counted)).drop(*[f"__before_{r}" for r in _MILESTONES])
 
 
 def _keep(t: ir.Table, keep: ir.BooleanValue) -> ir.Table:
@@ -274,12 +276,22 @@ def _apply(t: ir.Table, tr: PathTransform) -> ir.Table:
     return _keep(t, all_listed | (t.pos <= last_unlisted))
 
 
-def _anchors(t: ir.Table, whole: ibis.Window) -> dict[str, ir.IntegerValue]:
+def _touches_before_milestones(t: ir.Table, whole: ibis.Window) -> dict[str, ir.IntegerValue]:
+    """How many touches of each path lie at or before each milestone (window counts)."""
+    cols = {}
+    for role, (col, _) in _MILESTONES.items():
+        m = t[col].fill_null(t.conv_at)
+        m = ibis.cases((m > t.conv_at, t.conv_at), else_=m)
+        cols[f"__before_{role}"] = (t.tp_at <= m).fill_null(False).cast(dt.int64).sum().over(whole)
+    return cols
+
+
+def _anchors(t: ir.Table) -> dict[str, ir.IntegerValue]:
     """lead_pos, opp_pos, won_pos: the last touch at or before each CRM milestone.
 
     Touches are ordered by time, so the last touch at or before instant ``m`` sits
     at position (number of touches at or before ``m``) − 1; counting needs no
-    position, so this shares the window pass that numbers the touches.
+    position, so the counts share the window pass that numbers the touches.
 
     A milestone left empty is taken to be the conversion itself (and one later
     than the conversion is capped at it). A milestone later in the funnel than
@@ -287,13 +299,11 @@ def _anchors(t: ir.Table, whole: ibis.Window) -> dict[str, ir.IntegerValue]:
     happened: null. So is a milestone with no touch at or before it.
     """
     cols = {}
-    for role, (col, kinds) in _MILESTONES.items():
-        m = t[col].fill_null(t.conv_at)
-        m = ibis.cases((m > t.conv_at, t.conv_at), else_=m)
+    for role, (_, kinds) in _MILESTONES.items():
         reached = (t.kind.isnull() | t.kind.isin(list(kinds))).fill_null(False)
-        before = (t.tp_at <= m).fill_null(False).cast(dt.int64).sum().over(whole) - 1
+        before = t[f"__before_{role}"]
         cols[f"{role}_pos"] = ibis.cases(
-            (reached & (before >= 0), before), else_=ibis.null(dt.int64)
+            (reached & (before > 0), before - 1), else_=ibis.null(dt.int64)
         )
     return cols
 

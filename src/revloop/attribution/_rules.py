@@ -37,7 +37,9 @@ References
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -194,25 +196,25 @@ class AnchoredModel(AttributionModel):
 
     def weight(self, paths: ir.Table) -> ir.FloatingValue:
         p = paths
-        anchors = {role: _anchor(p, role) for role in self.shares()}
         shares = self.shares()
         middle = max(self.middle(), 0.0)
-        is_anchor: ir.BooleanValue = ibis.literal(False)
-        raw: ir.FloatingValue = _f(0.0)
-        total: ir.FloatingValue = _f(0.0)
-        for role, a in anchors.items():
-            hit = (p.pos == a).fill_null(False)
-            is_anchor = is_anchor | hit
-            raw = raw + hit.cast(_F) * _f(shares[role])
-            total = total + a.notnull().cast(_F) * _f(shares[role])
-        distinct = _distinct_count(list(anchors.values()))
-        n_middle = p.n - distinct
-        raw = raw + ibis.cases(
-            (~is_anchor & (n_middle > 0), _f(middle) / n_middle.cast(_F)), else_=_f(0.0)
+        # anchor positions with -1 for "no anchor": plain integer comparisons, no nulls
+        anchors = {role: _anchor(p, role).fill_null(-1) for role in shares}
+        always = {"first", "last"}  # defined on every path with a touch
+        hits = [p.pos == a for a in anchors.values()]
+        is_anchor = functools.reduce(operator.or_, hits)
+        raw = functools.reduce(
+            operator.add,
+            [h.ifelse(_f(shares[r]), _f(0.0)) for h, r in zip(hits, shares, strict=True)],
         )
-        total = total + (n_middle > 0).cast(_F) * _f(middle)
-        linear = _f(1.0) / p.n.cast(_F)
-        return ibis.cases((total > 1e-12, raw / total), else_=linear)
+        total = _f(sum(shares[r] for r in shares if r in always))
+        for role in shares:
+            if role not in always:
+                total = total + (anchors[role] >= 0).ifelse(_f(shares[role]), _f(0.0))
+        n_middle = p.n - _distinct_count(list(anchors.values()))
+        raw = raw + (~is_anchor & (n_middle > 0)).ifelse(_f(middle) / n_middle.cast(_F), _f(0.0))
+        total = total + (n_middle > 0).ifelse(_f(middle), _f(0.0))
+        return (total > 1e-12).ifelse(raw / total, _f(1.0) / p.n.cast(_F))
 
 
 def _anchor(p: ir.Table, role: str) -> ir.IntegerValue:
@@ -231,13 +233,13 @@ def _anchor(p: ir.Table, role: str) -> ir.IntegerValue:
 
 
 def _distinct_count(values: list[ir.IntegerValue]) -> ir.IntegerValue:
-    """How many distinct non-null values among ``values`` (row-wise)."""
+    """How many distinct values ≥ 0 among ``values`` (row-wise; -1 means none)."""
     count: ir.IntegerValue = ibis.literal(0, type=dt.int64)
     for i, v in enumerate(values):
-        new = v.notnull()
+        new = v >= 0
         for u in values[:i]:
-            new = new & (u.isnull() | (u != v))
-        count = count + new.fill_null(False).cast(dt.int64)
+            new = new & (u != v)
+        count = count + new.ifelse(1, 0)
     return count
 
 
