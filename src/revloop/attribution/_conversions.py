@@ -126,47 +126,24 @@ def conversions_from_crm(
         )
         o = opp.join(lk, opp.lead_id == lk.l_lead_id)
         o = o.filter(o.l_person_id.notnull())
-        if "opportunity" in kinds:
-            oc = to_reporting_currency(
-                o,
-                fx_rates,
-                at="created_at",
-                reporting_currency=reporting_currency,
-                key="opportunity_id",
+        won = o.filter((o.status == "won") & o.closed_at.notnull())
+        for kind, deals, at in (("opportunity", o, "created_at"), ("won", won, "closed_at")):
+            if kind not in kinds:
+                continue
+            c = to_reporting_currency(
+                deals, fx_rates, at=at, reporting_currency=reporting_currency, key="opportunity_id"
             )
             parts.append(
-                oc.select(
-                    conversion_id=ibis.literal("opportunity:") + oc.opportunity_id,
-                    person_id=oc.l_person_id,
-                    occurred_at=oc.created_at,
-                    kind=ibis.literal("opportunity"),
-                    value=oc.amount_reporting,
-                    lead_created_at=oc.l_created_at,
-                    opportunity_created_at=oc.created_at,
-                    won_at=null_ts,
-                    opportunity_id=oc.opportunity_id,
-                )
-            )
-        if "won" in kinds:
-            w = o.filter((o.status == "won") & o.closed_at.notnull())
-            wc = to_reporting_currency(
-                w,
-                fx_rates,
-                at="closed_at",
-                reporting_currency=reporting_currency,
-                key="opportunity_id",
-            )
-            parts.append(
-                wc.select(
-                    conversion_id=ibis.literal("won:") + wc.opportunity_id,
-                    person_id=wc.l_person_id,
-                    occurred_at=wc.closed_at,
-                    kind=ibis.literal("won"),
-                    value=wc.amount_reporting,
-                    lead_created_at=wc.l_created_at,
-                    opportunity_created_at=wc.created_at,
-                    won_at=wc.closed_at,
-                    opportunity_id=wc.opportunity_id,
+                c.select(
+                    conversion_id=ibis.literal(f"{kind}:") + c.opportunity_id,
+                    person_id=c.l_person_id,
+                    occurred_at=c[at],
+                    kind=ibis.literal(kind),
+                    value=c.amount_reporting,
+                    lead_created_at=c.l_created_at,
+                    opportunity_created_at=c.created_at,
+                    won_at=c.closed_at if kind == "won" else null_ts,
+                    opportunity_id=c.opportunity_id,
                 )
             )
     return parts[0] if len(parts) == 1 else ibis.union(*parts)
