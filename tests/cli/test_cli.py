@@ -214,3 +214,32 @@ def test_validate_lists_every_issue(tmp_path):
     r = runner.invoke(app, ["validate", str(tmp_path)])
     assert r.exit_code == 1
     assert len([ln for ln in r.output.splitlines() if ln.startswith("error:")]) == 3
+
+
+def test_explain_sql_is_identical_across_hash_seeds():
+    """SQL text must not depend on Python's string hashing (set order in generated SQL)."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "revloop",
+                "explain",
+                "full_path",
+                "--param",
+                "transforms=exposure",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        outs.append(proc.stdout)
+    assert outs[0] == outs[1]
+    assert "SELECT" in outs[0]

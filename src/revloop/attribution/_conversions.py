@@ -60,7 +60,9 @@ def to_reporting_currency(
     latest = ibis.window(group_by=cand[key], order_by=ibis.desc(cand.fx_date))
     cand = cand.mutate(__rn=ibis.row_number().over(latest)).filter(lambda t: t.__rn == 0)
     converted = ibis.cases((same, cand[amount]), else_=cand[amount] * cand.rate)
-    return cand.mutate(amount_reporting=converted).drop("__rn", "fx_date", "fx_currency", "rate")
+    out = cand.mutate(amount_reporting=converted)
+    helpers = {"__rn", "fx_date", "fx_currency", "rate"}
+    return out.select(*[c for c in out.columns if c not in helpers])
 
 
 def conversions_from_crm(

@@ -199,4 +199,7 @@ def classify_channel(
         None if campaign is None else t[campaign],
         {c: t[name] for c, name in flags.items()},
     )
-    return t.mutate(**{output: expr}).drop(*flags.values())
+    out = t.mutate(**{output: expr})
+    # select, not drop(): drop's EXCLUDE list follows string hashing, so its SQL varies by run
+    helpers = set(flags.values())
+    return out.select(*[c for c in out.columns if c not in helpers])

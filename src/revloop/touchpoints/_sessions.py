@@ -179,4 +179,4 @@ def sessionize(
         t = t.mutate(session_index=(rank + 1).cast("int64"))
     else:
         t = t.mutate(session_id=rebuilt, session_index=t._rl_index)
-    return t.drop(*[c for c in t.columns if c.startswith("_rl_")])
+    return t.select(*[c for c in t.columns if not c.startswith("_rl_")])

@@ -247,4 +247,4 @@ def derive_source_medium(
     )
     campaign = ibis.coalesce(utm_campaign, default_campaign)
     out = t.mutate(source=source, medium=medium, campaign=campaign)
-    return out.drop(*[c for c in out.columns if c.startswith("_rl_")])
+    return out.select(*[c for c in out.columns if not c.startswith("_rl_")])

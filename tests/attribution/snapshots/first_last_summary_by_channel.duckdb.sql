@@ -1,212 +1,183 @@
-WITH "t11" AS (
+WITH "t9" AS (
   SELECT
-    "t10"."kind",
-    "t10"."channel",
-    SUM("t10"."__w_first_touch") AS "c__first_touch",
-    SUM("t10"."__w_first_touch" * "t10"."conv_value") AS "v__first_touch",
-    SUM("t10"."__w_last_touch") AS "c__last_touch",
-    SUM("t10"."__w_last_touch" * "t10"."conv_value") AS "v__last_touch"
+    "t8"."kind",
+    "t8"."channel",
+    SUM("t8"."__w_first_touch") AS "c__first_touch",
+    SUM("t8"."__w_first_touch" * "t8"."conv_value") AS "v__first_touch",
+    SUM("t8"."__w_last_touch") AS "c__last_touch",
+    SUM("t8"."__w_last_touch" * "t8"."conv_value") AS "v__last_touch"
   FROM (
     SELECT
-      "t9"."conversion_id",
-      "t9"."person_id",
-      "t9"."conv_at",
-      "t9"."kind",
-      "t9"."conv_value",
-      "t9"."lead_at",
-      "t9"."opp_at",
-      "t9"."won_at",
-      "t9"."touchpoint_id",
-      "t9"."tp_at",
-      CASE WHEN "t9"."n" > 0 THEN "t9"."channel" ELSE '(unattributed)' END AS "channel",
-      "t9"."campaign",
-      "t9"."pos",
-      "t9"."n",
-      "t9"."last_at",
-      "t9"."lead_pos",
-      "t9"."opp_pos",
-      "t9"."won_pos",
-      CASE WHEN "t9"."n" > 0 THEN CAST("t9"."pos" = 0 AS DOUBLE) ELSE 1.0 END AS "__w_first_touch",
+      "t7"."conversion_id",
+      "t7"."person_id",
+      "t7"."conv_at",
+      "t7"."kind",
+      "t7"."conv_value",
+      "t7"."lead_at",
+      "t7"."opp_at",
+      "t7"."won_at",
+      "t7"."touchpoint_id",
+      "t7"."tp_at",
+      CASE WHEN "t7"."n" > 0 THEN "t7"."channel" ELSE '(unattributed)' END AS "channel",
+      "t7"."campaign",
+      "t7"."pos",
+      "t7"."n",
+      "t7"."last_at",
       CASE
-        WHEN "t9"."n" > 0
-        THEN CAST("t9"."pos" = (
-          "t9"."n" - 1
+        WHEN COALESCE((
+          "t7"."kind" IS NULL
+        ) OR "t7"."kind" IN ('lead', 'opportunity', 'won'), FALSE)
+        AND (
+          "t7"."__before_lead" > 0
+        )
+        THEN "t7"."__before_lead" - 1
+        ELSE CAST(NULL AS BIGINT)
+      END AS "lead_pos",
+      CASE
+        WHEN COALESCE((
+          "t7"."kind" IS NULL
+        ) OR "t7"."kind" IN ('opportunity', 'won'), FALSE)
+        AND (
+          "t7"."__before_opp" > 0
+        )
+        THEN "t7"."__before_opp" - 1
+        ELSE CAST(NULL AS BIGINT)
+      END AS "opp_pos",
+      CASE
+        WHEN COALESCE((
+          "t7"."kind" IS NULL
+        ) OR "t7"."kind" IN ('won'), FALSE)
+        AND (
+          "t7"."__before_won" > 0
+        )
+        THEN "t7"."__before_won" - 1
+        ELSE CAST(NULL AS BIGINT)
+      END AS "won_pos",
+      CASE WHEN "t7"."n" > 0 THEN CAST("t7"."pos" = 0 AS DOUBLE) ELSE 1.0 END AS "__w_first_touch",
+      CASE
+        WHEN "t7"."n" > 0
+        THEN CAST("t7"."pos" = (
+          "t7"."n" - 1
         ) AS DOUBLE)
         ELSE 1.0
       END AS "__w_last_touch"
     FROM (
       SELECT
-        "t8".*
-        EXCLUDE ("__before_opp", "__before_lead", "__before_won")
+        "t6"."conversion_id",
+        "t6"."person_id",
+        "t6"."conv_at",
+        "t6"."kind",
+        "t6"."conv_value",
+        "t6"."lead_at",
+        "t6"."opp_at",
+        "t6"."won_at",
+        "t6"."touchpoint_id",
+        "t6"."tp_at",
+        "t6"."channel",
+        "t6"."campaign",
+        ROW_NUMBER() OVER (
+          PARTITION BY "t6"."conversion_id"
+          ORDER BY "t6"."tp_at" ASC, "t6"."touchpoint_id" ASC
+          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) - 1 AS "pos",
+        COUNT("t6"."touchpoint_id") OVER (
+          PARTITION BY "t6"."conversion_id"
+          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) AS "n",
+        MAX("t6"."tp_at") OVER (
+          PARTITION BY "t6"."conversion_id"
+          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) AS "last_at",
+        SUM(
+          CAST(COALESCE(
+            "t6"."tp_at" <= CASE
+              WHEN COALESCE("t6"."lead_at", "t6"."conv_at") > "t6"."conv_at"
+              THEN "t6"."conv_at"
+              ELSE COALESCE("t6"."lead_at", "t6"."conv_at")
+            END,
+            FALSE
+          ) AS BIGINT)
+        ) OVER (
+          PARTITION BY "t6"."conversion_id"
+          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) AS "__before_lead",
+        SUM(
+          CAST(COALESCE(
+            "t6"."tp_at" <= CASE
+              WHEN COALESCE("t6"."opp_at", "t6"."conv_at") > "t6"."conv_at"
+              THEN "t6"."conv_at"
+              ELSE COALESCE("t6"."opp_at", "t6"."conv_at")
+            END,
+            FALSE
+          ) AS BIGINT)
+        ) OVER (
+          PARTITION BY "t6"."conversion_id"
+          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) AS "__before_opp",
+        SUM(
+          CAST(COALESCE(
+            "t6"."tp_at" <= CASE
+              WHEN COALESCE("t6"."won_at", "t6"."conv_at") > "t6"."conv_at"
+              THEN "t6"."conv_at"
+              ELSE COALESCE("t6"."won_at", "t6"."conv_at")
+            END,
+            FALSE
+          ) AS BIGINT)
+        ) OVER (
+          PARTITION BY "t6"."conversion_id"
+          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) AS "__before_won"
       FROM (
         SELECT
-          "t7"."conversion_id",
-          "t7"."person_id",
-          "t7"."conv_at",
-          "t7"."kind",
-          "t7"."conv_value",
-          "t7"."lead_at",
-          "t7"."opp_at",
-          "t7"."won_at",
-          "t7"."touchpoint_id",
-          "t7"."tp_at",
-          "t7"."channel",
-          "t7"."campaign",
-          "t7"."pos",
-          "t7"."n",
-          "t7"."last_at",
-          "t7"."__before_lead",
-          "t7"."__before_opp",
-          "t7"."__before_won",
-          CASE
-            WHEN COALESCE((
-              "t7"."kind" IS NULL
-            ) OR "t7"."kind" IN ('lead', 'opportunity', 'won'), FALSE)
-            AND (
-              "t7"."__before_lead" > 0
-            )
-            THEN "t7"."__before_lead" - 1
-            ELSE CAST(NULL AS BIGINT)
-          END AS "lead_pos",
-          CASE
-            WHEN COALESCE((
-              "t7"."kind" IS NULL
-            ) OR "t7"."kind" IN ('opportunity', 'won'), FALSE)
-            AND (
-              "t7"."__before_opp" > 0
-            )
-            THEN "t7"."__before_opp" - 1
-            ELSE CAST(NULL AS BIGINT)
-          END AS "opp_pos",
-          CASE
-            WHEN COALESCE((
-              "t7"."kind" IS NULL
-            ) OR "t7"."kind" IN ('won'), FALSE)
-            AND (
-              "t7"."__before_won" > 0
-            )
-            THEN "t7"."__before_won" - 1
-            ELSE CAST(NULL AS BIGINT)
-          END AS "won_pos"
+          "t5"."conversion_id",
+          "t5"."person_id",
+          "t5"."conv_at",
+          "t5"."kind",
+          "t5"."conv_value",
+          "t5"."lead_at",
+          "t5"."opp_at",
+          "t5"."won_at",
+          "t4"."touchpoint_id",
+          "t4"."tp_at",
+          "t4"."channel",
+          "t4"."campaign"
         FROM (
           SELECT
-            "t6"."conversion_id",
-            "t6"."person_id",
-            "t6"."conv_at",
-            "t6"."kind",
-            "t6"."conv_value",
-            "t6"."lead_at",
-            "t6"."opp_at",
-            "t6"."won_at",
-            "t6"."touchpoint_id",
-            "t6"."tp_at",
-            "t6"."channel",
-            "t6"."campaign",
-            ROW_NUMBER() OVER (
-              PARTITION BY "t6"."conversion_id"
-              ORDER BY "t6"."tp_at" ASC, "t6"."touchpoint_id" ASC
-              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-            ) - 1 AS "pos",
-            COUNT("t6"."touchpoint_id") OVER (
-              PARTITION BY "t6"."conversion_id"
-              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-            ) AS "n",
-            MAX("t6"."tp_at") OVER (
-              PARTITION BY "t6"."conversion_id"
-              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-            ) AS "last_at",
-            SUM(
-              CAST(COALESCE(
-                "t6"."tp_at" <= CASE
-                  WHEN COALESCE("t6"."lead_at", "t6"."conv_at") > "t6"."conv_at"
-                  THEN "t6"."conv_at"
-                  ELSE COALESCE("t6"."lead_at", "t6"."conv_at")
-                END,
-                FALSE
-              ) AS BIGINT)
-            ) OVER (
-              PARTITION BY "t6"."conversion_id"
-              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-            ) AS "__before_lead",
-            SUM(
-              CAST(COALESCE(
-                "t6"."tp_at" <= CASE
-                  WHEN COALESCE("t6"."opp_at", "t6"."conv_at") > "t6"."conv_at"
-                  THEN "t6"."conv_at"
-                  ELSE COALESCE("t6"."opp_at", "t6"."conv_at")
-                END,
-                FALSE
-              ) AS BIGINT)
-            ) OVER (
-              PARTITION BY "t6"."conversion_id"
-              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-            ) AS "__before_opp",
-            SUM(
-              CAST(COALESCE(
-                "t6"."tp_at" <= CASE
-                  WHEN COALESCE("t6"."won_at", "t6"."conv_at") > "t6"."conv_at"
-                  THEN "t6"."conv_at"
-                  ELSE COALESCE("t6"."won_at", "t6"."conv_at")
-                END,
-                FALSE
-              ) AS BIGINT)
-            ) OVER (
-              PARTITION BY "t6"."conversion_id"
-              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-            ) AS "__before_won"
-          FROM (
-            SELECT
-              "t5"."conversion_id",
-              "t5"."person_id",
-              "t5"."conv_at",
-              "t5"."kind",
-              "t5"."conv_value",
-              "t5"."lead_at",
-              "t5"."opp_at",
-              "t5"."won_at",
-              "t4"."touchpoint_id",
-              "t4"."tp_at",
-              "t4"."channel",
-              "t4"."campaign"
-            FROM (
-              SELECT
-                "t0"."conversion_id",
-                "t0"."person_id",
-                "t0"."occurred_at" AS "conv_at",
-                "t0"."kind",
-                COALESCE("t0"."value", 0.0) AS "conv_value",
-                "t0"."lead_created_at" AS "lead_at",
-                "t0"."opportunity_created_at" AS "opp_at",
-                "t0"."won_at"
-              FROM "conversions" AS "t0"
-            ) AS "t5"
-            LEFT OUTER JOIN (
-              SELECT
-                "t1"."person_id" AS "tp_person",
-                "t1"."occurred_at" AS "tp_at",
-                "t1"."touchpoint_id",
-                "t1"."channel",
-                "t1"."campaign"
-              FROM "touchpoints" AS "t1"
-            ) AS "t4"
-              ON "t5"."person_id" = "t4"."tp_person"
-              AND "t4"."tp_at" <= "t5"."conv_at"
-              AND "t4"."tp_at" >= (
-                CASE
-                  WHEN (
-                    "t5"."lead_at" IS NOT NULL
-                  ) AND (
-                    "t5"."lead_at" < "t5"."conv_at"
-                  )
-                  THEN "t5"."lead_at"
-                  ELSE "t5"."conv_at"
-                END - INTERVAL '7776000' SECOND
+            "t0"."conversion_id",
+            "t0"."person_id",
+            "t0"."occurred_at" AS "conv_at",
+            "t0"."kind",
+            COALESCE("t0"."value", 0.0) AS "conv_value",
+            "t0"."lead_created_at" AS "lead_at",
+            "t0"."opportunity_created_at" AS "opp_at",
+            "t0"."won_at"
+          FROM "conversions" AS "t0"
+        ) AS "t5"
+        LEFT OUTER JOIN (
+          SELECT
+            "t1"."person_id" AS "tp_person",
+            "t1"."occurred_at" AS "tp_at",
+            "t1"."touchpoint_id",
+            "t1"."channel",
+            "t1"."campaign"
+          FROM "touchpoints" AS "t1"
+        ) AS "t4"
+          ON "t5"."person_id" = "t4"."tp_person"
+          AND "t4"."tp_at" <= "t5"."conv_at"
+          AND "t4"."tp_at" >= (
+            CASE
+              WHEN (
+                "t5"."lead_at" IS NOT NULL
+              ) AND (
+                "t5"."lead_at" < "t5"."conv_at"
               )
-          ) AS "t6"
-        ) AS "t7"
-      ) AS "t8"
-    ) AS "t9"
-  ) AS "t10"
+              THEN "t5"."lead_at"
+              ELSE "t5"."conv_at"
+            END - INTERVAL '7776000' SECOND
+          )
+      ) AS "t6"
+    ) AS "t7"
+  ) AS "t8"
   GROUP BY
     1,
     2
@@ -219,26 +190,26 @@ FROM (
   FROM (
     SELECT
       'first_touch' AS "model",
-      "t12"."kind",
-      "t12"."channel",
-      "t12"."c__first_touch" AS "conversions",
-      "t12"."v__first_touch" AS "value"
-    FROM "t11" AS "t12"
-  ) AS "t13"
+      "t10"."kind",
+      "t10"."channel",
+      "t10"."c__first_touch" AS "conversions",
+      "t10"."v__first_touch" AS "value"
+    FROM "t9" AS "t10"
+  ) AS "t11"
   UNION ALL
   SELECT
     *
   FROM (
     SELECT
       'last_touch' AS "model",
-      "t12"."kind",
-      "t12"."channel",
-      "t12"."c__last_touch" AS "conversions",
-      "t12"."v__last_touch" AS "value"
-    FROM "t11" AS "t12"
-  ) AS "t14"
-) AS "t15"
+      "t10"."kind",
+      "t10"."channel",
+      "t10"."c__last_touch" AS "conversions",
+      "t10"."v__last_touch" AS "value"
+    FROM "t9" AS "t10"
+  ) AS "t12"
+) AS "t13"
 ORDER BY
-  "t15"."model" ASC,
-  "t15"."kind" ASC,
-  "t15"."channel" ASC
+  "t13"."model" ASC,
+  "t13"."kind" ASC,
+  "t13"."channel" ASC

@@ -1,59 +1,59 @@
 SELECT
   'w_shaped' AS "model",
-  "t10"."conversion_id",
-  "t10"."kind",
-  "t10"."conv_at" AS "conversion_at",
-  "t10"."touchpoint_id",
-  "t10"."tp_at" AS "touch_at",
-  CASE WHEN "t10"."n" > 0 THEN "t10"."channel" ELSE '(unattributed)' END AS "channel",
-  "t10"."campaign",
-  "t10"."__weight" AS "weight",
-  "t10"."__weight" * "t10"."conv_value" AS "value"
+  "t9"."conversion_id",
+  "t9"."kind",
+  "t9"."conv_at" AS "conversion_at",
+  "t9"."touchpoint_id",
+  "t9"."tp_at" AS "touch_at",
+  CASE WHEN "t9"."n" > 0 THEN "t9"."channel" ELSE '(unattributed)' END AS "channel",
+  "t9"."campaign",
+  "t9"."__weight" AS "weight",
+  "t9"."__weight" * "t9"."conv_value" AS "value"
 FROM (
   SELECT
-    "t9"."conversion_id",
-    "t9"."person_id",
-    "t9"."conv_at",
-    "t9"."kind",
-    "t9"."conv_value",
-    "t9"."lead_at",
-    "t9"."opp_at",
-    "t9"."won_at",
-    "t9"."touchpoint_id",
-    "t9"."tp_at",
-    "t9"."channel",
-    "t9"."campaign",
-    "t9"."pos",
-    "t9"."n",
-    "t9"."last_at",
-    "t9"."lead_pos",
-    "t9"."opp_pos",
-    "t9"."won_pos",
+    "t8"."conversion_id",
+    "t8"."person_id",
+    "t8"."conv_at",
+    "t8"."kind",
+    "t8"."conv_value",
+    "t8"."lead_at",
+    "t8"."opp_at",
+    "t8"."won_at",
+    "t8"."touchpoint_id",
+    "t8"."tp_at",
+    "t8"."channel",
+    "t8"."campaign",
+    "t8"."pos",
+    "t8"."n",
+    "t8"."last_at",
+    "t8"."lead_pos",
+    "t8"."opp_pos",
+    "t8"."won_pos",
     CASE
-      WHEN "t9"."n" > 0
+      WHEN "t8"."n" > 0
       THEN CASE
         WHEN (
-          0.3 + CASE WHEN COALESCE("t9"."lead_pos", -1) >= 0 THEN 0.3 ELSE 0.0 END + CASE WHEN COALESCE("t9"."opp_pos", -1) >= 0 THEN 0.3 ELSE 0.0 END + CASE
+          0.3 + CASE WHEN COALESCE("t8"."lead_pos", -1) >= 0 THEN 0.3 ELSE 0.0 END + CASE WHEN COALESCE("t8"."opp_pos", -1) >= 0 THEN 0.3 ELSE 0.0 END + CASE
             WHEN (
-              "t9"."n" - (
+              "t8"."n" - (
                 0 + CASE WHEN COALESCE(0, -1) >= 0 THEN 1 ELSE 0 END + CASE
                   WHEN (
-                    COALESCE("t9"."lead_pos", -1) >= 0
+                    COALESCE("t8"."lead_pos", -1) >= 0
                   )
                   AND (
-                    COALESCE(0, -1) <> COALESCE("t9"."lead_pos", -1)
+                    COALESCE(0, -1) <> COALESCE("t8"."lead_pos", -1)
                   )
                   THEN 1
                   ELSE 0
                 END + CASE
                   WHEN (
-                    COALESCE("t9"."opp_pos", -1) >= 0
+                    COALESCE("t8"."opp_pos", -1) >= 0
                   )
                   AND (
-                    COALESCE(0, -1) <> COALESCE("t9"."opp_pos", -1)
+                    COALESCE(0, -1) <> COALESCE("t8"."opp_pos", -1)
                   )
                   AND (
-                    COALESCE("t9"."lead_pos", -1) <> COALESCE("t9"."opp_pos", -1)
+                    COALESCE("t8"."lead_pos", -1) <> COALESCE("t8"."opp_pos", -1)
                   )
                   THEN 1
                   ELSE 0
@@ -65,39 +65,39 @@ FROM (
           END
         ) > 1e-12
         THEN (
-          CASE WHEN "t9"."pos" = COALESCE(0, -1) THEN 0.3 ELSE 0.0 END + CASE WHEN "t9"."pos" = COALESCE("t9"."lead_pos", -1) THEN 0.3 ELSE 0.0 END + CASE WHEN "t9"."pos" = COALESCE("t9"."opp_pos", -1) THEN 0.3 ELSE 0.0 END + CASE
+          CASE WHEN "t8"."pos" = COALESCE(0, -1) THEN 0.3 ELSE 0.0 END + CASE WHEN "t8"."pos" = COALESCE("t8"."lead_pos", -1) THEN 0.3 ELSE 0.0 END + CASE WHEN "t8"."pos" = COALESCE("t8"."opp_pos", -1) THEN 0.3 ELSE 0.0 END + CASE
             WHEN NOT (
               (
-                "t9"."pos" = COALESCE(0, -1)
+                "t8"."pos" = COALESCE(0, -1)
               )
               OR (
-                "t9"."pos" = COALESCE("t9"."lead_pos", -1)
+                "t8"."pos" = COALESCE("t8"."lead_pos", -1)
               )
               OR (
-                "t9"."pos" = COALESCE("t9"."opp_pos", -1)
+                "t8"."pos" = COALESCE("t8"."opp_pos", -1)
               )
             )
             AND (
               (
-                "t9"."n" - (
+                "t8"."n" - (
                   0 + CASE WHEN COALESCE(0, -1) >= 0 THEN 1 ELSE 0 END + CASE
                     WHEN (
-                      COALESCE("t9"."lead_pos", -1) >= 0
+                      COALESCE("t8"."lead_pos", -1) >= 0
                     )
                     AND (
-                      COALESCE(0, -1) <> COALESCE("t9"."lead_pos", -1)
+                      COALESCE(0, -1) <> COALESCE("t8"."lead_pos", -1)
                     )
                     THEN 1
                     ELSE 0
                   END + CASE
                     WHEN (
-                      COALESCE("t9"."opp_pos", -1) >= 0
+                      COALESCE("t8"."opp_pos", -1) >= 0
                     )
                     AND (
-                      COALESCE(0, -1) <> COALESCE("t9"."opp_pos", -1)
+                      COALESCE(0, -1) <> COALESCE("t8"."opp_pos", -1)
                     )
                     AND (
-                      COALESCE("t9"."lead_pos", -1) <> COALESCE("t9"."opp_pos", -1)
+                      COALESCE("t8"."lead_pos", -1) <> COALESCE("t8"."opp_pos", -1)
                     )
                     THEN 1
                     ELSE 0
@@ -105,25 +105,25 @@ FROM (
                 )
               ) > 0
             )
-            THEN 0.10000000000000009 / CAST("t9"."n" - (
+            THEN 0.10000000000000009 / CAST("t8"."n" - (
               0 + CASE WHEN COALESCE(0, -1) >= 0 THEN 1 ELSE 0 END + CASE
                 WHEN (
-                  COALESCE("t9"."lead_pos", -1) >= 0
+                  COALESCE("t8"."lead_pos", -1) >= 0
                 )
                 AND (
-                  COALESCE(0, -1) <> COALESCE("t9"."lead_pos", -1)
+                  COALESCE(0, -1) <> COALESCE("t8"."lead_pos", -1)
                 )
                 THEN 1
                 ELSE 0
               END + CASE
                 WHEN (
-                  COALESCE("t9"."opp_pos", -1) >= 0
+                  COALESCE("t8"."opp_pos", -1) >= 0
                 )
                 AND (
-                  COALESCE(0, -1) <> COALESCE("t9"."opp_pos", -1)
+                  COALESCE(0, -1) <> COALESCE("t8"."opp_pos", -1)
                 )
                 AND (
-                  COALESCE("t9"."lead_pos", -1) <> COALESCE("t9"."opp_pos", -1)
+                  COALESCE("t8"."lead_pos", -1) <> COALESCE("t8"."opp_pos", -1)
                 )
                 THEN 1
                 ELSE 0
@@ -132,27 +132,27 @@ FROM (
             ELSE 0.0
           END
         ) / (
-          0.3 + CASE WHEN COALESCE("t9"."lead_pos", -1) >= 0 THEN 0.3 ELSE 0.0 END + CASE WHEN COALESCE("t9"."opp_pos", -1) >= 0 THEN 0.3 ELSE 0.0 END + CASE
+          0.3 + CASE WHEN COALESCE("t8"."lead_pos", -1) >= 0 THEN 0.3 ELSE 0.0 END + CASE WHEN COALESCE("t8"."opp_pos", -1) >= 0 THEN 0.3 ELSE 0.0 END + CASE
             WHEN (
-              "t9"."n" - (
+              "t8"."n" - (
                 0 + CASE WHEN COALESCE(0, -1) >= 0 THEN 1 ELSE 0 END + CASE
                   WHEN (
-                    COALESCE("t9"."lead_pos", -1) >= 0
+                    COALESCE("t8"."lead_pos", -1) >= 0
                   )
                   AND (
-                    COALESCE(0, -1) <> COALESCE("t9"."lead_pos", -1)
+                    COALESCE(0, -1) <> COALESCE("t8"."lead_pos", -1)
                   )
                   THEN 1
                   ELSE 0
                 END + CASE
                   WHEN (
-                    COALESCE("t9"."opp_pos", -1) >= 0
+                    COALESCE("t8"."opp_pos", -1) >= 0
                   )
                   AND (
-                    COALESCE(0, -1) <> COALESCE("t9"."opp_pos", -1)
+                    COALESCE(0, -1) <> COALESCE("t8"."opp_pos", -1)
                   )
                   AND (
-                    COALESCE("t9"."lead_pos", -1) <> COALESCE("t9"."opp_pos", -1)
+                    COALESCE("t8"."lead_pos", -1) <> COALESCE("t8"."opp_pos", -1)
                   )
                   THEN 1
                   ELSE 0
@@ -163,180 +163,172 @@ FROM (
             ELSE 0.0
           END
         )
-        ELSE 1.0 / CAST("t9"."n" AS DOUBLE)
+        ELSE 1.0 / CAST("t8"."n" AS DOUBLE)
       END
       ELSE 1.0
     END AS "__weight"
   FROM (
     SELECT
-      "t8".*
-      EXCLUDE ("__before_opp", "__before_lead", "__before_won")
+      "t7"."conversion_id",
+      "t7"."person_id",
+      "t7"."conv_at",
+      "t7"."kind",
+      "t7"."conv_value",
+      "t7"."lead_at",
+      "t7"."opp_at",
+      "t7"."won_at",
+      "t7"."touchpoint_id",
+      "t7"."tp_at",
+      "t7"."channel",
+      "t7"."campaign",
+      "t7"."pos",
+      "t7"."n",
+      "t7"."last_at",
+      CASE
+        WHEN COALESCE((
+          "t7"."kind" IS NULL
+        ) OR "t7"."kind" IN ('lead', 'opportunity', 'won'), FALSE)
+        AND (
+          "t7"."__before_lead" > 0
+        )
+        THEN "t7"."__before_lead" - 1
+        ELSE CAST(NULL AS BIGINT)
+      END AS "lead_pos",
+      CASE
+        WHEN COALESCE((
+          "t7"."kind" IS NULL
+        ) OR "t7"."kind" IN ('opportunity', 'won'), FALSE)
+        AND (
+          "t7"."__before_opp" > 0
+        )
+        THEN "t7"."__before_opp" - 1
+        ELSE CAST(NULL AS BIGINT)
+      END AS "opp_pos",
+      CASE
+        WHEN COALESCE((
+          "t7"."kind" IS NULL
+        ) OR "t7"."kind" IN ('won'), FALSE)
+        AND (
+          "t7"."__before_won" > 0
+        )
+        THEN "t7"."__before_won" - 1
+        ELSE CAST(NULL AS BIGINT)
+      END AS "won_pos"
     FROM (
       SELECT
-        "t7"."conversion_id",
-        "t7"."person_id",
-        "t7"."conv_at",
-        "t7"."kind",
-        "t7"."conv_value",
-        "t7"."lead_at",
-        "t7"."opp_at",
-        "t7"."won_at",
-        "t7"."touchpoint_id",
-        "t7"."tp_at",
-        "t7"."channel",
-        "t7"."campaign",
-        "t7"."pos",
-        "t7"."n",
-        "t7"."last_at",
-        "t7"."__before_lead",
-        "t7"."__before_opp",
-        "t7"."__before_won",
-        CASE
-          WHEN COALESCE((
-            "t7"."kind" IS NULL
-          ) OR "t7"."kind" IN ('lead', 'opportunity', 'won'), FALSE)
-          AND (
-            "t7"."__before_lead" > 0
-          )
-          THEN "t7"."__before_lead" - 1
-          ELSE CAST(NULL AS BIGINT)
-        END AS "lead_pos",
-        CASE
-          WHEN COALESCE((
-            "t7"."kind" IS NULL
-          ) OR "t7"."kind" IN ('opportunity', 'won'), FALSE)
-          AND (
-            "t7"."__before_opp" > 0
-          )
-          THEN "t7"."__before_opp" - 1
-          ELSE CAST(NULL AS BIGINT)
-        END AS "opp_pos",
-        CASE
-          WHEN COALESCE((
-            "t7"."kind" IS NULL
-          ) OR "t7"."kind" IN ('won'), FALSE)
-          AND (
-            "t7"."__before_won" > 0
-          )
-          THEN "t7"."__before_won" - 1
-          ELSE CAST(NULL AS BIGINT)
-        END AS "won_pos"
+        "t6"."conversion_id",
+        "t6"."person_id",
+        "t6"."conv_at",
+        "t6"."kind",
+        "t6"."conv_value",
+        "t6"."lead_at",
+        "t6"."opp_at",
+        "t6"."won_at",
+        "t6"."touchpoint_id",
+        "t6"."tp_at",
+        "t6"."channel",
+        "t6"."campaign",
+        ROW_NUMBER() OVER (
+          PARTITION BY "t6"."conversion_id"
+          ORDER BY "t6"."tp_at" ASC, "t6"."touchpoint_id" ASC
+          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) - 1 AS "pos",
+        COUNT("t6"."touchpoint_id") OVER (
+          PARTITION BY "t6"."conversion_id"
+          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) AS "n",
+        MAX("t6"."tp_at") OVER (
+          PARTITION BY "t6"."conversion_id"
+          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) AS "last_at",
+        SUM(
+          CAST(COALESCE(
+            "t6"."tp_at" <= CASE
+              WHEN COALESCE("t6"."lead_at", "t6"."conv_at") > "t6"."conv_at"
+              THEN "t6"."conv_at"
+              ELSE COALESCE("t6"."lead_at", "t6"."conv_at")
+            END,
+            FALSE
+          ) AS BIGINT)
+        ) OVER (
+          PARTITION BY "t6"."conversion_id"
+          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) AS "__before_lead",
+        SUM(
+          CAST(COALESCE(
+            "t6"."tp_at" <= CASE
+              WHEN COALESCE("t6"."opp_at", "t6"."conv_at") > "t6"."conv_at"
+              THEN "t6"."conv_at"
+              ELSE COALESCE("t6"."opp_at", "t6"."conv_at")
+            END,
+            FALSE
+          ) AS BIGINT)
+        ) OVER (
+          PARTITION BY "t6"."conversion_id"
+          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) AS "__before_opp",
+        SUM(
+          CAST(COALESCE(
+            "t6"."tp_at" <= CASE
+              WHEN COALESCE("t6"."won_at", "t6"."conv_at") > "t6"."conv_at"
+              THEN "t6"."conv_at"
+              ELSE COALESCE("t6"."won_at", "t6"."conv_at")
+            END,
+            FALSE
+          ) AS BIGINT)
+        ) OVER (
+          PARTITION BY "t6"."conversion_id"
+          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) AS "__before_won"
       FROM (
         SELECT
-          "t6"."conversion_id",
-          "t6"."person_id",
-          "t6"."conv_at",
-          "t6"."kind",
-          "t6"."conv_value",
-          "t6"."lead_at",
-          "t6"."opp_at",
-          "t6"."won_at",
-          "t6"."touchpoint_id",
-          "t6"."tp_at",
-          "t6"."channel",
-          "t6"."campaign",
-          ROW_NUMBER() OVER (
-            PARTITION BY "t6"."conversion_id"
-            ORDER BY "t6"."tp_at" ASC, "t6"."touchpoint_id" ASC
-            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-          ) - 1 AS "pos",
-          COUNT("t6"."touchpoint_id") OVER (
-            PARTITION BY "t6"."conversion_id"
-            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-          ) AS "n",
-          MAX("t6"."tp_at") OVER (
-            PARTITION BY "t6"."conversion_id"
-            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-          ) AS "last_at",
-          SUM(
-            CAST(COALESCE(
-              "t6"."tp_at" <= CASE
-                WHEN COALESCE("t6"."lead_at", "t6"."conv_at") > "t6"."conv_at"
-                THEN "t6"."conv_at"
-                ELSE COALESCE("t6"."lead_at", "t6"."conv_at")
-              END,
-              FALSE
-            ) AS BIGINT)
-          ) OVER (
-            PARTITION BY "t6"."conversion_id"
-            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-          ) AS "__before_lead",
-          SUM(
-            CAST(COALESCE(
-              "t6"."tp_at" <= CASE
-                WHEN COALESCE("t6"."opp_at", "t6"."conv_at") > "t6"."conv_at"
-                THEN "t6"."conv_at"
-                ELSE COALESCE("t6"."opp_at", "t6"."conv_at")
-              END,
-              FALSE
-            ) AS BIGINT)
-          ) OVER (
-            PARTITION BY "t6"."conversion_id"
-            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-          ) AS "__before_opp",
-          SUM(
-            CAST(COALESCE(
-              "t6"."tp_at" <= CASE
-                WHEN COALESCE("t6"."won_at", "t6"."conv_at") > "t6"."conv_at"
-                THEN "t6"."conv_at"
-                ELSE COALESCE("t6"."won_at", "t6"."conv_at")
-              END,
-              FALSE
-            ) AS BIGINT)
-          ) OVER (
-            PARTITION BY "t6"."conversion_id"
-            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-          ) AS "__before_won"
+          "t5"."conversion_id",
+          "t5"."person_id",
+          "t5"."conv_at",
+          "t5"."kind",
+          "t5"."conv_value",
+          "t5"."lead_at",
+          "t5"."opp_at",
+          "t5"."won_at",
+          "t4"."touchpoint_id",
+          "t4"."tp_at",
+          "t4"."channel",
+          "t4"."campaign"
         FROM (
           SELECT
-            "t5"."conversion_id",
-            "t5"."person_id",
-            "t5"."conv_at",
-            "t5"."kind",
-            "t5"."conv_value",
-            "t5"."lead_at",
-            "t5"."opp_at",
-            "t5"."won_at",
-            "t4"."touchpoint_id",
-            "t4"."tp_at",
-            "t4"."channel",
-            "t4"."campaign"
-          FROM (
-            SELECT
-              "t0"."conversion_id",
-              "t0"."person_id",
-              "t0"."occurred_at" AS "conv_at",
-              "t0"."kind",
-              COALESCE("t0"."value", 0.0) AS "conv_value",
-              "t0"."lead_created_at" AS "lead_at",
-              "t0"."opportunity_created_at" AS "opp_at",
-              "t0"."won_at"
-            FROM "conversions" AS "t0"
-          ) AS "t5"
-          LEFT OUTER JOIN (
-            SELECT
-              "t1"."person_id" AS "tp_person",
-              "t1"."occurred_at" AS "tp_at",
-              "t1"."touchpoint_id",
-              "t1"."channel",
-              "t1"."campaign"
-            FROM "touchpoints" AS "t1"
-          ) AS "t4"
-            ON "t5"."person_id" = "t4"."tp_person"
-            AND "t4"."tp_at" <= "t5"."conv_at"
-            AND "t4"."tp_at" >= (
-              CASE
-                WHEN (
-                  "t5"."lead_at" IS NOT NULL
-                ) AND (
-                  "t5"."lead_at" < "t5"."conv_at"
-                )
-                THEN "t5"."lead_at"
-                ELSE "t5"."conv_at"
-              END - INTERVAL '7776000' SECOND
-            )
-        ) AS "t6"
-      ) AS "t7"
-    ) AS "t8"
-  ) AS "t9"
-) AS "t10"
+            "t0"."conversion_id",
+            "t0"."person_id",
+            "t0"."occurred_at" AS "conv_at",
+            "t0"."kind",
+            COALESCE("t0"."value", 0.0) AS "conv_value",
+            "t0"."lead_created_at" AS "lead_at",
+            "t0"."opportunity_created_at" AS "opp_at",
+            "t0"."won_at"
+          FROM "conversions" AS "t0"
+        ) AS "t5"
+        LEFT OUTER JOIN (
+          SELECT
+            "t1"."person_id" AS "tp_person",
+            "t1"."occurred_at" AS "tp_at",
+            "t1"."touchpoint_id",
+            "t1"."channel",
+            "t1"."campaign"
+          FROM "touchpoints" AS "t1"
+        ) AS "t4"
+          ON "t5"."person_id" = "t4"."tp_person"
+          AND "t4"."tp_at" <= "t5"."conv_at"
+          AND "t4"."tp_at" >= (
+            CASE
+              WHEN (
+                "t5"."lead_at" IS NOT NULL
+              ) AND (
+                "t5"."lead_at" < "t5"."conv_at"
+              )
+              THEN "t5"."lead_at"
+              ELSE "t5"."conv_at"
+            END - INTERVAL '7776000' SECOND
+          )
+      ) AS "t6"
+    ) AS "t7"
+  ) AS "t8"
+) AS "t9"
