@@ -133,8 +133,17 @@ def machine() -> dict[str, Any]:
             text=True,
             check=True,
         ).stdout.strip()
+        # revloop's source as measured: uncommitted edits under src/ make the figures provisional
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.CalledProcessError):
-        commit = None
+        commit, dirty = None, None
     return {
         "date_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M"),
         "nproc": os.cpu_count(),
@@ -142,6 +151,7 @@ def machine() -> dict[str, Any]:
         "memory_gib": mem_gib,
         "kernel": platform.release(),
         "git_commit": commit,
+        "src_uncommitted_changes": dirty,
     }
 
 
@@ -429,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         help="before each run, wait until other processes keep fewer than this many cores busy",
     )
     ap.add_argument(
-        "--max-wait", type=float, default=300, help="seconds to wait for --max-busy per run"
+        "--max-wait", type=float, default=120, help="seconds to wait for --max-busy per run"
     )
     ap.add_argument(
         "--setup-only", action="store_true", help="create the competitor venvs and data, then stop"
