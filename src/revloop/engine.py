@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import ibis.backends.duckdb  # the default engine: load it with revloop, not on first connect
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
