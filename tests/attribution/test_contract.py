@@ -257,3 +257,27 @@ def test_fractional_and_zero_values_are_kept(con):
     assert dict(zip(got.channel, got.value, strict=True)) == pytest.approx(
         {"Email": 1.9, "Direct": 0.0}
     )
+
+
+def test_missing_milestone_columns_equal_empty_ones(con, tables, data):
+    """Without milestone columns, anchors skip their window counts; credits must not change."""
+    tp, cv = tables
+    bare = con.create_table(
+        "cv_bare", data[1].drop(columns=["lead_created_at", "opportunity_created_at"])
+    )
+    nulls = con.create_table(
+        "cv_nulls",
+        data[1].assign(lead_created_at=pd.NaT, opportunity_created_at=pd.NaT, won_at=pd.NaT),
+    )
+    models = [
+        attribution.get_model(n, transforms=["exposure"], lookback_steps=3)
+        for n in attribution.RULE_BASED
+    ]
+    cols = ["model", "conversion_id", "touchpoint_id", "channel"]
+    a = con.execute(attribution.credit_many(models, tp, bare)).sort_values(
+        cols, na_position="first"
+    )
+    b = con.execute(attribution.credit_many(models, tp, nulls)).sort_values(
+        cols, na_position="first"
+    )
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))

@@ -235,15 +235,23 @@ def _order(t: ir.Table) -> list[ir.Value]:
     return [t.tp_at, t.touchpoint_id]
 
 
-def _renumber(t: ir.Table) -> ir.Table:
-    """Add pos, n, last_at and the milestone anchors, all in one window pass."""
+def _renumber(t: ir.Table, milestones: frozenset[str]) -> ir.Table:
+    """Add pos, n, last_at and the milestone anchors, all in one window pass.
+
+    ``milestones`` names the roles whose milestone column the conversions have; the
+    others fall on the conversion itself, at or after every touch of the path, so
+    their count is ``n`` and needs no window of its own.
+    """
     w = ibis.window(group_by=t.conversion_id, order_by=_order(t))
     whole = ibis.window(group_by=t.conversion_id)
     counted = t.mutate(
         pos=ibis.row_number().over(w),
         n=t.touchpoint_id.count().over(whole),
         last_at=t.tp_at.max().over(whole),
-        **_touches_before_milestones(t, whole),
+        **_touches_before_milestones(t, whole, milestones),
+    )
+    counted = counted.mutate(
+        **{f"__before_{r}": counted.n for r in _MILESTONES if r not in milestones}
     )
     # each window appears once in the SQL; the anchors are plain arithmetic on top
     anchored = counted.mutate(**_anchors(counted))
@@ -252,37 +260,41 @@ def _renumber(t: ir.Table) -> ir.Table:
     return anchored.select(*[c for c in anchored.columns if not c.startswith("__before_")])
 
 
-def _keep(t: ir.Table, keep: ir.BooleanValue) -> ir.Table:
+def _keep(t: ir.Table, keep: ir.BooleanValue, milestones: frozenset[str]) -> ir.Table:
     # materialise the (window) condition as a column before filtering on it: filters
     # over window expressions do not compile on every backend (PySpark)
-    return _renumber(t.mutate(__keep=keep).filter(ibis._.__keep).drop("__keep"))
+    return _renumber(t.mutate(__keep=keep).filter(ibis._.__keep).drop("__keep"), milestones)
 
 
-def _apply(t: ir.Table, tr: PathTransform) -> ir.Table:
+def _apply(t: ir.Table, tr: PathTransform, milestones: frozenset[str]) -> ir.Table:
     if tr.name == "unique":
         return t
     ordered = ibis.window(group_by=t.conversion_id, order_by=_order(t))
     whole = ibis.window(group_by=t.conversion_id)
     if tr.name == "exposure":
         prev = t.channel.lag().over(ordered)
-        return _keep(t, prev.isnull() | (prev != t.channel))
+        return _keep(t, prev.isnull() | (prev != t.channel), milestones)
     if tr.name == "first":
         per_channel = ibis.window(group_by=[t.conversion_id, t.channel], order_by=_order(t))
-        return _keep(t, ibis.row_number().over(per_channel) == 0)
+        return _keep(t, ibis.row_number().over(per_channel) == 0, milestones)
     # the null touch of a conversion without a path is never listed, so it is kept
     listed = t.channel.isin(list(tr.channels)).fill_null(False)
     all_listed = listed.cast("int8").min().over(whole) == 1
     if tr.name == "remove_if_not_all":
-        return _keep(t, ~listed | all_listed)
+        return _keep(t, ~listed | all_listed, milestones)
     # remove_if_last_and_not_all: keep everything up to the last unlisted touch
     last_unlisted = ibis.cases((~listed, t.pos), else_=ibis.null(dt.int64)).max().over(whole)
-    return _keep(t, all_listed | (t.pos <= last_unlisted))
+    return _keep(t, all_listed | (t.pos <= last_unlisted), milestones)
 
 
-def _touches_before_milestones(t: ir.Table, whole: ibis.Window) -> dict[str, ir.IntegerValue]:
-    """How many touches of each path lie at or before each milestone (window counts)."""
+def _touches_before_milestones(
+    t: ir.Table, whole: ibis.Window, milestones: frozenset[str]
+) -> dict[str, ir.IntegerValue]:
+    """How many touches of each path lie at or before each given milestone (window counts)."""
     cols = {}
     for role, (col, _) in _MILESTONES.items():
+        if role not in milestones:
+            continue
         m = t[col].fill_null(t.conv_at)
         m = ibis.cases((m > t.conv_at, t.conv_at), else_=m)
         cols[f"__before_{role}"] = (t.tp_at <= m).fill_null(False).cast(dt.int64).sum().over(whole)
@@ -386,7 +398,16 @@ def build_paths(
         tp.channel,
         tp.campaign,
     )
-    t = _renumber(joined)
+    given = frozenset(
+        role
+        for role, column in (
+            ("lead", "lead_created_at"),
+            ("opp", "opportunity_created_at"),
+            ("won", "won_at"),
+        )
+        if column in conversions.columns
+    )
+    t = _renumber(joined, given)
     if lookback_steps is not None:
         drop = (t.n - lookback_steps).clip(lower=0)
         shifted = {
@@ -398,5 +419,5 @@ def build_paths(
         # last_at is unchanged: the newest touch is always kept
         t = t.mutate(pos=t.pos - drop, n=t.n - drop, **shifted).filter(lambda x: x.pos >= 0)
     for tr in transforms:
-        t = _apply(t, tr)
+        t = _apply(t, tr, given)
     return t
