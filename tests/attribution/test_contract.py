@@ -281,3 +281,32 @@ def test_missing_milestone_columns_equal_empty_ones(con, tables, data):
         cols, na_position="first"
     )
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+def test_unknown_value_stays_unknown(con):
+    """A null value (no FX rate) is credited by weight; its value is null, never a silent 0."""
+    tp = con.create_table(
+        "tp_nv",
+        pd.DataFrame(
+            {
+                "person_id": ["a", "b"],
+                "channel": ["Email", "Direct"],
+                "occurred_at": pd.to_datetime(["2024-01-01", "2024-01-01"]),
+            }
+        ),
+    )
+    cv = con.create_table(
+        "cv_nv",
+        pd.DataFrame(
+            {
+                "conversion_id": ["1", "2"],
+                "person_id": ["a", "b"],
+                "occurred_at": pd.to_datetime(["2024-01-02", "2024-01-02"]),
+                "value": [None, 50.0],
+            }
+        ),
+    )
+    got = con.execute(attribution.get_model("linear").fit(tp).credit(cv)).set_index("conversion_id")
+    assert got.weight.to_dict() == {"1": 1.0, "2": 1.0}
+    assert pd.isna(got.loc["1", "value"])
+    assert got.loc["2", "value"] == 50.0

@@ -189,7 +189,8 @@ def touchpoints_frame(touchpoints: ir.Table) -> ir.Table:
 def conversions_frame(conversions: ir.Table) -> ir.Table:
     """The columns of ``conversions`` that attribution uses, with optional ones filled.
 
-    Input: conversion_id, person_id, occurred_at, value (optional, default 1.0),
+    Input: conversion_id, person_id, occurred_at, value (optional, default 1.0; a null
+    value stays null in the credits),
     kind (optional), lead_created_at / opportunity_created_at / won_at (optional
     milestones for the U/W/full-path models).
     """
@@ -212,10 +213,10 @@ def conversions_frame(conversions: ir.Table) -> ir.Table:
         person_id=c.person_id.cast("string"),
         conv_at=ts("occurred_at"),
         kind=c.kind.cast("string") if "kind" in c.columns else ibis.null(dt.string),
+        # an unknown value (a deal in a currency without a rate) stays unknown: its
+        # credits carry a null value, never a silent 0; its weights are still credited
         conv_value=(
-            c.value.cast("float64").fill_null(0.0)
-            if "value" in c.columns
-            else ibis.literal(1.0, type=dt.float64)
+            c.value.cast("float64") if "value" in c.columns else ibis.literal(1.0, type=dt.float64)
         ),
         lead_at=ts("lead_created_at"),
         opp_at=ts("opportunity_created_at"),
