@@ -286,30 +286,30 @@ FROM (
         ) AS "__before_won"
       FROM (
         SELECT
-          "t5"."conversion_id",
-          "t5"."person_id",
-          "t5"."conv_at",
-          "t5"."kind",
-          "t5"."conv_value",
-          "t5"."lead_at",
-          "t5"."opp_at",
-          "t5"."won_at",
-          "t4"."touchpoint_id",
-          "t4"."tp_at",
-          "t4"."channel",
-          "t4"."campaign"
+          "t4"."conversion_id",
+          "t4"."person_id",
+          "t4"."conv_at",
+          "t4"."kind",
+          "t4"."conv_value",
+          "t4"."lead_at",
+          "t4"."opp_at",
+          "t4"."won_at",
+          "t5"."touchpoint_id",
+          "t5"."tp_at",
+          "t5"."channel",
+          "t5"."campaign"
         FROM (
           SELECT
             "t0"."conversion_id",
             "t0"."person_id",
             "t0"."occurred_at" AS "conv_at",
             "t0"."kind",
-            COALESCE("t0"."value", 0.0) AS "conv_value",
+            "t0"."value" AS "conv_value",
             "t0"."lead_created_at" AS "lead_at",
             "t0"."opportunity_created_at" AS "opp_at",
             "t0"."won_at"
           FROM "conversions" AS "t0"
-        ) AS "t5"
+        ) AS "t4"
         LEFT OUTER JOIN (
           SELECT
             "t1"."person_id" AS "tp_person",
@@ -318,20 +318,20 @@ FROM (
             "t1"."channel",
             "t1"."campaign"
           FROM "touchpoints" AS "t1"
-        ) AS "t4"
-          ON "t5"."person_id" = "t4"."tp_person"
-          AND "t4"."tp_at" <= "t5"."conv_at"
-          AND "t4"."tp_at" >= DATEADD(
+        ) AS "t5"
+          ON "t4"."person_id" = "t5"."tp_person"
+          AND "t5"."tp_at" <= "t4"."conv_at"
+          AND "t5"."tp_at" >= DATEADD(
             SECOND,
             -'7776000',
             CASE
               WHEN (
-                "t5"."lead_at" IS NOT NULL
+                "t4"."lead_at" IS NOT NULL
               ) AND (
-                "t5"."lead_at" < "t5"."conv_at"
+                "t4"."lead_at" < "t4"."conv_at"
               )
-              THEN "t5"."lead_at"
-              ELSE "t5"."conv_at"
+              THEN "t4"."lead_at"
+              ELSE "t4"."conv_at"
             END
           )
       ) AS "t6"
