@@ -377,6 +377,109 @@ def demo(
     console.print(f"report: {path}\ndatabase: {out / 'revloop.duckdb'}\nCSV exports: {data_dir}/")
 
 
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class PeriodOpt(StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+    quarter = "quarter"
+    year = "year"
+
+
+def metric_payload(result: Any, df: pd.DataFrame) -> dict[str, Any]:
+    """The JSON document of a metric: one figure as ``value``, grouped figures as ``rows``."""
+    doc: dict[str, Any] = {
+        "metric": result.metric,
+        "policy": result.policy,
+        "scope": result.scope.to_dict(),
+    }
+    records = json.loads(df.to_json(orient="records", date_format="iso"))
+    if result.grouped:
+        doc["rows"] = records
+    else:
+        row = records[0] if records else {}
+        doc["value"] = row.pop("value", None)
+        doc["stats"] = row
+    doc["benchmarks"] = [
+        {"label": b.label, "value": b.value, "unit": b.unit, "source": b.source}
+        for b in result.benchmarks
+    ]
+    return doc
+
+
+@app.command("metrics")
+def metrics_cmd(
+    folder: Annotated[Path, typer.Argument(help="Folder of canonical tables (CSV or Parquet).")],
+    metric: Annotated[
+        str, typer.Option("--metric", "-m", help="Metric name (see docs/metrics.md).")
+    ],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Policy key=value (repeatable).")
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Group by this column (source, owner_id, segment …).")
+    ] = None,
+    period: Annotated[
+        PeriodOpt | None, typer.Option(help="One figure per calendar period.")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Window start (inclusive), e.g. 2026-01-01.")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="Window end (exclusive).")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Use only what was known at this date.")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Compute one RevOps or subscription metric over the canonical tables in FOLDER."""
+    from revloop import metrics
+
+    with _errors():
+        definition = metrics.get_metric(metric)
+        con = engine.connect()
+        data = read_dir(con, folder, load=False)
+        result = metrics.compute(
+            metric,
+            dict(data),
+            by=by,
+            period=None if period is None else period.value,
+            start=start,
+            end=end,
+            as_of=as_of,
+            **parse_params(param),
+        )
+        df = engine.to_pandas(result.table, con)
+        if fmt is Format.json:
+            text = json.dumps(metric_payload(result, df), indent=2, default=str) + "\n"
+        elif fmt is Format.csv:
+            text = df.to_csv(index=False)
+        else:
+            text = ""
+        if output is not None and text:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, output)
+        elif text:
+            sys.stdout.write(text)
+    if fmt is Format.table:
+        policy = ", ".join(f"{k}={v}" for k, v in result.policy.items())
+        _print_table(df, title=f"{metric} ({policy})")
+        for b in definition.benchmarks:
+            console.print(
+                f"benchmark: {b.label}: {b.value:g} {b.unit} ({b.source})", highlight=False
+            )
+
+
 def main() -> None:
     """Entry point of the ``revloop`` script."""
     app()

@@ -1,1 +1,29 @@
-"""Placeholder package: filled in by its issue."""
+"""RevOps vital signs and subscription revenue metrics, every definition a named policy.
+
+``compute(name, tables, by=..., period=..., **policies)`` returns a :class:`MetricResult`
+(an unexecuted table and the policies in force). Metric families register themselves
+on import.
+"""
+
+from __future__ import annotations
+
+from revloop.metrics import _pipeline  # noqa: F401  (registers its metrics)
+from revloop.metrics._registry import Benchmark as Benchmark
+from revloop.metrics._registry import MetricDef as MetricDef
+from revloop.metrics._registry import MetricResult as MetricResult
+from revloop.metrics._registry import Policy as Policy
+from revloop.metrics._registry import Scope as Scope
+from revloop.metrics._registry import compute as compute
+from revloop.metrics._registry import get_metric as get_metric
+from revloop.metrics._registry import list_metrics as list_metrics
+
+__all__ = [
+    "Benchmark",
+    "MetricDef",
+    "MetricResult",
+    "Policy",
+    "Scope",
+    "compute",
+    "get_metric",
+    "list_metrics",
+]

@@ -1,0 +1,279 @@
+"""The metric registry: every RevOps and subscription metric, its tables and its policies.
+
+A metric is a compute function decorated with :func:`metric`. The decorator records
+the canonical tables it reads, every *policy* (a definitional choice the vendors
+disagree on) with its default, its allowed values and the vendor each value matches,
+and the published benchmarks its figure can be read against. :func:`compute` checks
+the policies, calls the function and returns a :class:`MetricResult`: the unexecuted
+Ibis table plus the policies in force, so every output can state them.
+
+Every metric function has the signature::
+
+    fn(tables: Mapping[str, ibis.Table], *, scope: Scope, **policies) -> ibis.Table
+
+and returns a table whose headline column is ``value`` (other columns are further
+statistics), with the ``scope.by`` column and a ``period`` column (the period's
+start) first when they are asked for.
+
+References: ``shared/reference/revops.md`` (definitions and vendor defaults).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+import ibis.expr.types as ir
+
+from revloop.exceptions import ConfigError, SchemaError, UnknownModelError
+
+__all__ = [
+    "Benchmark",
+    "MetricDef",
+    "MetricResult",
+    "Period",
+    "Policy",
+    "Scope",
+    "compute",
+    "get_metric",
+    "list_metrics",
+    "metric",
+]
+
+Period: TypeAlias = Literal["day", "week", "month", "quarter", "year"]
+PERIODS: tuple[str, ...] = ("day", "week", "month", "quarter", "year")
+Family: TypeAlias = Literal["lead", "pipeline", "subscription"]
+DateLike: TypeAlias = str | _dt.date | _dt.datetime
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One definitional choice of a metric, as a named parameter.
+
+    Attributes
+    ----------
+    name
+        The parameter name: the ``--param`` key and the Python keyword.
+    default
+        The value used when the user gives none (ChartMogul's where it has one).
+    choices
+        The closed set of allowed values, or ``None`` for a free value checked by
+        ``check`` (a number of days, a time zone).
+    doc
+        What the choice means.
+    sources
+        For each choice (or for the parameter), the vendor or paper it matches.
+    check
+        Optional validator for free values: returns an error message or ``None``.
+    """
+
+    name: str
+    default: Any
+    choices: tuple[Any, ...] | None = None
+    doc: str = ""
+    sources: Mapping[str, str] = field(default_factory=dict)
+    check: Callable[[Any], str | None] | None = None
+
+    def validate(self, metric: str, value: Any) -> Any:
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(
+                f"{metric}: {self.name}={value!r} is not allowed; choose one of "
+                f"{list(self.choices)} (default {self.default!r})."
+            )
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                raise ConfigError(f"{metric}: {self.name}={value!r}: {problem}")
+        return value
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A published figure the user's own can be read against (with its source)."""
+
+    label: str
+    value: float
+    unit: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What part of the data a metric covers and how it is grouped.
+
+    Attributes
+    ----------
+    by
+        A column to group by (``source``, ``owner_id``, ``segment`` …), or ``None``.
+    period
+        Group by calendar period of the metric's anchor date, or ``None`` for one figure.
+    start, end
+        Half-open window ``[start, end)`` on the metric's anchor date.
+    as_of
+        Use only what was known at this instant: later rows and later changes are ignored
+        (leak-free history).
+    """
+
+    by: str | None = None
+    period: Period | None = None
+    start: DateLike | None = None
+    end: DateLike | None = None
+    as_of: DateLike | None = None
+
+    def __post_init__(self) -> None:
+        if self.period is not None and self.period not in PERIODS:
+            raise ConfigError(f"period must be one of {list(PERIODS)}, got {self.period!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "by": self.by,
+            "period": self.period,
+            "start": None if self.start is None else str(self.start),
+            "end": None if self.end is None else str(self.end),
+            "as_of": None if self.as_of is None else str(self.as_of),
+        }
+
+
+MetricFn: TypeAlias = Callable[..., ir.Table]
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """A registered metric."""
+
+    name: str
+    family: Family
+    tables: tuple[str, ...]
+    policies: tuple[Policy, ...]
+    fn: MetricFn
+    doc: str
+    benchmarks: tuple[Benchmark, ...] = ()
+    optional_tables: tuple[str, ...] = ()
+
+    def policy(self, name: str) -> Policy:
+        for p in self.policies:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def resolve(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults filled in and every value checked; unknown names are an error."""
+        names = [p.name for p in self.policies]
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"{self.name} takes no parameter(s) {unknown}. Its policies: {names}."
+            )
+        return {p.name: p.validate(self.name, params.get(p.name, p.default)) for p in self.policies}
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """A metric's unexecuted table and the policies it was computed with.
+
+    ``table`` has the ``by`` column and ``period`` first when asked for, then ``value``
+    (the headline figure) and any further statistics.
+    """
+
+    metric: str
+    policy: dict[str, Any]
+    scope: Scope
+    table: ir.Table
+    benchmarks: tuple[Benchmark, ...] = ()
+
+    @property
+    def grouped(self) -> bool:
+        return self.scope.by is not None or self.scope.period is not None
+
+
+_REGISTRY: dict[str, MetricDef] = {}
+
+
+def metric(
+    name: str,
+    *,
+    family: Family,
+    tables: Sequence[str],
+    policies: Sequence[Policy] = (),
+    benchmarks: Sequence[Benchmark] = (),
+    optional_tables: Sequence[str] = (),
+) -> Callable[[MetricFn], MetricFn]:
+    """Register a metric function under ``name`` (see the module docs for its signature)."""
+
+    def register(fn: MetricFn) -> MetricFn:
+        if name in _REGISTRY:
+            raise ConfigError(f"metric {name!r} is registered twice")
+        _REGISTRY[name] = MetricDef(
+            name=name,
+            family=family,
+            tables=tuple(tables),
+            policies=tuple(policies),
+            fn=fn,
+            doc=(fn.__doc__ or "").strip(),
+            benchmarks=tuple(benchmarks),
+            optional_tables=tuple(optional_tables),
+        )
+        return fn
+
+    return register
+
+
+def get_metric(name: str) -> MetricDef:
+    """The registered metric called ``name``."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown metric {name!r}. Registered metrics: {sorted(_REGISTRY)}."
+        ) from None
+
+
+def list_metrics(family: Family | None = None) -> list[str]:
+    """Names of the registered metrics, optionally of one family."""
+    return sorted(k for k, v in _REGISTRY.items() if family is None or v.family == family)
+
+
+def compute(
+    name: str,
+    tables: Mapping[str, ir.Table],
+    *,
+    by: str | None = None,
+    period: Period | None = None,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+    as_of: DateLike | None = None,
+    **params: Any,
+) -> MetricResult:
+    """Build metric ``name`` over canonical ``tables`` (unexecuted).
+
+    Parameters
+    ----------
+    name
+        A registered metric (:func:`list_metrics`).
+    tables
+        Canonical tables by name; the metric says which it needs.
+    by, period, start, end, as_of
+        The :class:`Scope`.
+    **params
+        The metric's policies; anything not given takes its documented default.
+
+    Examples
+    --------
+    >>> list_metrics("pipeline")  # doctest: +SKIP
+    ['average_deal_size', 'pipeline_coverage', ...]
+    """
+    definition = get_metric(name)
+    missing = [t for t in definition.tables if t not in tables]
+    if missing:
+        raise SchemaError(
+            f"{name} needs the table(s) {missing}; given {sorted(tables)}. "
+            f"Add {', '.join(m + '.csv' for m in missing)} to the folder."
+        )
+    policy = definition.resolve(params)
+    scope = Scope(by=by, period=period, start=start, end=end, as_of=as_of)
+    table = definition.fn(tables, scope=scope, **policy)
+    return MetricResult(
+        metric=name, policy=policy, scope=scope, table=table, benchmarks=definition.benchmarks
+    )
