@@ -261,7 +261,7 @@ def test_fractional_and_zero_values_are_kept(con):
 
 def test_missing_milestone_columns_equal_empty_ones(con, tables, data):
     """Without milestone columns, anchors skip their window counts; credits must not change."""
-    tp, cv = tables
+    tp = tables[0]
     bare = con.create_table(
         "cv_bare", data[1].drop(columns=["lead_created_at", "opportunity_created_at"])
     )
