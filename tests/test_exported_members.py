@@ -13,6 +13,7 @@ PACKAGES = [
     "revloop.cli",
     "revloop.identity",
     "revloop.ingest",
+    "revloop.metrics",
     "revloop.report",
     "revloop.schema",
     "revloop.synthetic",

@@ -17,6 +17,7 @@ from revloop import attribution as attribution
 from revloop import engine as engine
 from revloop import identity as identity
 from revloop import ingest as ingest
+from revloop import metrics as metrics
 from revloop import report as report
 from revloop import schema as schema
 from revloop import synthetic as synthetic
@@ -54,6 +55,7 @@ __all__ = [
     "execute",
     "identity",
     "ingest",
+    "metrics",
     "read_dir",
     "report",
     "schema",

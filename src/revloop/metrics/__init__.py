@@ -7,7 +7,10 @@ on import.
 
 from __future__ import annotations
 
-from revloop.metrics import _pipeline  # noqa: F401  (registers its metrics)
+# importing each family registers its metrics
+from revloop.metrics import _lead as _lead
+from revloop.metrics import _pipeline as _pipeline
+from revloop.metrics import _subscription as _subscription
 from revloop.metrics._registry import Benchmark as Benchmark
 from revloop.metrics._registry import MetricDef as MetricDef
 from revloop.metrics._registry import MetricResult as MetricResult
