@@ -135,7 +135,9 @@ def _print_table(df: pd.DataFrame, title: str | None = None, max_rows: int = 40)
     for row in df.head(max_rows).itertuples(index=False):
         cells = []
         for v in row:
-            if isinstance(v, float):
+            if isinstance(v, pd.Timestamp) and not pd.isna(v) and v == v.normalize():
+                cells.append(v.date().isoformat())  # a period start, not an instant
+            elif isinstance(v, float):
                 cells.append(f"{v:,.2f}")
             else:
                 cells.append("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))

@@ -1,0 +1,109 @@
+"""revloop metrics: one figure as JSON value, grouped figures as rows, policies stated."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from revloop.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    pd.DataFrame(
+        {
+            "opportunity_id": ["o1", "o2", "o3", "o4"],
+            "created_at": ["2024-01-01", "2024-01-05", "2024-01-07", "2024-02-01"],
+            "closed_at": ["2024-02-01", "2024-02-10", "2024-02-11", "2024-03-05"],
+            "status": ["won", "won", "lost", "won"],
+            "amount": [10000.0, 30000.0, 99000.0, 5000.0],
+            "segment": ["SMB", "Enterprise", "SMB", "SMB"],
+        }
+    ).to_csv(tmp_path / "opportunities.csv", index=False)
+    return tmp_path
+
+
+def test_single_figure_json(folder):
+    r = runner.invoke(
+        app, ["metrics", str(folder), "--metric", "average_deal_size", "--format", "json"]
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    # won: 10,000 + 30,000 + 5,000 = 45,000 over 3 deals = 15,000
+    assert doc["metric"] == "average_deal_size"
+    assert doc["value"] == pytest.approx(15000.0)
+    assert doc["policy"] == {"statistic": "mean", "reporting_currency": "USD"}
+    assert doc["stats"] == {"deals": 3, "won_amount": 45000.0}
+
+
+def test_grouped_rows_and_policy(folder, tmp_path):
+    out = tmp_path / "m.json"
+    r = runner.invoke(
+        app,
+        [
+            "metrics",
+            str(folder),
+            "-m",
+            "average_deal_size",
+            "--by",
+            "segment",
+            "--period",
+            "month",
+            "-p",
+            "statistic=median",
+            "--format",
+            "json",
+            "-o",
+            str(out),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(out.read_text())
+    assert doc["policy"]["statistic"] == "median"
+    assert doc["scope"]["by"] == "segment"
+    rows = {(row["segment"], row["period"][:10]): row["value"] for row in doc["rows"]}
+    # February: SMB o1 10,000; Enterprise o2 30,000. March: SMB o4 5,000
+    assert rows == {
+        ("Enterprise", "2024-02-01"): 30000.0,
+        ("SMB", "2024-02-01"): 10000.0,
+        ("SMB", "2024-03-01"): 5000.0,
+    }
+
+
+def test_csv_and_window(folder):
+    r = runner.invoke(
+        app,
+        [
+            "metrics",
+            str(folder),
+            "-m",
+            "average_deal_size",
+            "--start",
+            "2024-03-01",
+            "--format",
+            "csv",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert lines[0] == "value,deals,won_amount"
+    assert lines[1].startswith("5000.0,1,")
+
+
+def test_errors_are_one_line_exit_1(folder):
+    r = runner.invoke(
+        app, ["metrics", str(folder), "-m", "average_deal_size", "-p", "statistic=mode"]
+    )
+    assert r.exit_code == 1
+    assert "statistic='mode' is not allowed; choose one of ['mean', 'median']" in r.output
+    r = runner.invoke(app, ["metrics", str(folder), "-m", "no_such_metric"])
+    assert r.exit_code == 1
+    assert "unknown metric 'no_such_metric'" in r.output
+    r = runner.invoke(app, ["metrics", str(folder), "-m", "average_deal_size", "--by", "region"])
+    assert r.exit_code == 1
+    assert "cannot group opportunities by 'region'" in r.output
