@@ -1,0 +1,502 @@
+"""The customer-grain MRR ledger: normalisation, month snapshots, movements, FX impact.
+
+Every subscription metric is read off :func:`customer_ledger`, one row per customer
+and calendar month, from the customer's first month to the last month of the data
+(or of the scope). Movements follow ChartMogul's vocabulary (``shared/reference/
+revops.md`` §1.2) and the identity of §1.9 holds on every row::
+
+    start_mrr + new + expansion + reactivation - contraction - churn + fx = end_mrr
+
+References
+----------
+ChartMogul, "Data Table and MRR Movements" (help.chartmogul.com/hc/en-us/articles/203299912);
+"Churn Recognition" (/203176581); "Currency" (/201520952). Interval factors:
+``fivetran/dbt_stripe:models/stripe__subscription_item_mrr_report.sql`` (revops.md §1.1).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+from revloop.attribution import to_reporting_currency
+from revloop.exceptions import ConfigError
+from revloop.metrics._registry import DateLike, Policy, Scope
+from revloop.metrics._scope import period_start
+from revloop.schema import conform
+
+__all__ = [
+    "LEDGER_POLICIES",
+    "TRIAL_STATUSES",
+    "aggregate_ledger",
+    "customer_ledger",
+    "month_index",
+    "normalised_subscriptions",
+]
+
+#: ``status`` values (lower case) that mark a trial; trials never count in MRR.
+TRIAL_STATUSES = ("trial", "trialing", "trialling", "in_trial")
+
+_EPS = 1e-6
+
+
+def _check_window(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return "give a whole number of months >= 1, or null for any time (ChartMogul)"
+    return None
+
+
+LEDGER_POLICIES: tuple[Policy, ...] = (
+    Policy(
+        "churn_recognition",
+        "end_of_period",
+        ("end_of_period", "at_cancel"),
+        doc=(
+            "When a cancelled subscription stops counting: at ends_at, the end of its paid "
+            "service period, or at cancelled_at."
+        ),
+        sources={
+            "end_of_period": "ChartMogul default; ProfitWell (revops.md §1.3)",
+            "at_cancel": "Stripe default; ChartMogul option 2 (revops.md §1.3)",
+        },
+    ),
+    Policy(
+        "same_period_new_churn",
+        "exclude",
+        ("exclude", "count_both", "ignore"),
+        doc=(
+            "A customer who starts and churns inside one month: shown as new and churn in "
+            "the ledger but left out of the customer churn rate (exclude), counted in both "
+            "numerator and denominator of the churn rate (count_both), or ignored entirely."
+        ),
+        sources={
+            "exclude": "ChartMogul B2B customer churn rate (revops.md §1.4)",
+            "count_both": "Stripe subscriber churn; Baremetrics since its churn update (§1.4)",
+            "ignore": "ProfitWell/Paddle: neither new nor churned (§1.4)",
+        },
+    ),
+    Policy(
+        "discounts",
+        "apply",
+        ("apply", "ignore"),
+        doc=(
+            "Subtract the recurring discount (a fraction, 0.15 = 15 %) from MRR, or report "
+            "list-price MRR."
+        ),
+        sources={
+            "apply": "ChartMogul (adding a discount = contraction); ProfitWell always (§1.8)",
+            "ignore": "Stripe for once/repeating coupons (§1.1); list-price MRR (Lago)",
+        },
+    ),
+    Policy(
+        "trials",
+        "exclude",
+        ("exclude",),
+        doc=f"Rows whose status is one of {list(TRIAL_STATUSES)} never count in MRR.",
+        sources={"exclude": "ChartMogul (trials are leads), Stripe, Maxio (revops.md §1.8)"},
+    ),
+    Policy(
+        "reactivation_window",
+        None,
+        doc=(
+            "A returning customer is a reactivation when it last had MRR at most this many "
+            "months earlier, else new business; null = any time."
+        ),
+        sources={
+            "null": "ChartMogul and ProfitWell: any time (revops.md §1.2)",
+            "3": "Maxio: back within 90 days (§1.2)",
+        },
+        check=_check_window,
+    ),
+    Policy("reporting_currency", "USD", doc="ISO 4217 code MRR is converted to."),
+)
+
+
+def month_index(ts: ir.Value) -> ir.IntegerValue:
+    """Months since year 0: ``year * 12 + month - 1`` (consecutive months differ by 1)."""
+    return ts.year() * 12 + ts.month() - 1
+
+
+def _index_date(idx: ir.IntegerValue) -> ir.DateValue:
+    return ibis.date((idx // 12).cast(dt.int32), (idx % 12 + 1).cast(dt.int32), 1)
+
+
+def _py_index(value: DateLike) -> tuple[int, bool]:
+    """Month index of a Python date-like, and whether it falls on a month's first instant."""
+    d = value if isinstance(value, _dt.datetime | _dt.date) else _dt.datetime.fromisoformat(value)
+    if not isinstance(d, _dt.datetime):
+        d = _dt.datetime(d.year, d.month, d.day)
+    first = d.day == 1 and d.time() == _dt.time(0)
+    return d.year * 12 + d.month - 1, first
+
+
+def normalised_subscriptions(
+    subscriptions: ir.Table,
+    *,
+    churn_recognition: str,
+    discounts: str,
+    scope: Scope,
+) -> ir.Table:
+    """Subscription rows with their monthly-normalised MRR and the end that counts.
+
+    Input: the canonical ``subscriptions`` table. Output: its columns plus ``row_id``,
+    ``mrr_local`` (MRR in the row's currency; null for an unknown ``interval``),
+    ``unknown_interval`` (bool), ``eff_end`` (ends_at, or the earlier cancelled_at
+    with ``at_cancel``; null = open-ended), ``start_idx`` and ``end_idx``
+    (month indices of starts_at and eff_end). Trials are dropped.
+    """
+    s = conform(subscriptions, "subscriptions")
+    if scope.as_of is not None:
+        as_of = ibis.literal(scope.as_of).cast(dt.Timestamp())
+        s = s.filter(s.starts_at <= as_of).mutate(
+            cancelled_at=ibis.ifelse(
+                s.cancelled_at > as_of, ibis.null(dt.timestamp), s.cancelled_at
+            )
+        )
+    status = s.status.lower().strip()
+    s = s.filter(status.isnull() | ~status.isin(TRIAL_STATUSES))
+    interval = s.interval.lower().strip()
+    n = s.interval_count.fill_null(1).cast(dt.float64)
+    factor = ibis.cases(
+        (interval == "day", 365.0 / 12.0 / n),
+        (interval == "week", 52.0 / 12.0 / n),
+        (interval == "month", 1.0 / n),
+        (interval == "year", 1.0 / (12.0 * n)),
+        else_=ibis.null(dt.float64),
+    )
+    gross = s.amount * s.quantity.fill_null(1.0) * factor
+    mrr = gross * (1.0 - s.discount.fill_null(0.0)) if discounts == "apply" else gross
+    if churn_recognition == "at_cancel":
+        eff_end = ibis.cases(
+            (
+                s.cancelled_at.notnull() & (s.ends_at.isnull() | (s.cancelled_at < s.ends_at)),
+                s.cancelled_at,
+            ),
+            else_=s.ends_at,
+        )
+    else:
+        # end_of_period: a cancelled row without ends_at stops at its cancellation
+        eff_end = s.ends_at.coalesce(s.cancelled_at)
+    out = s.mutate(
+        row_id=ibis.row_number(),
+        mrr_local=mrr,
+        unknown_interval=factor.isnull(),
+        eff_end=eff_end,
+        period_months=ibis.cases(
+            (interval == "month", s.interval_count.fill_null(1)),
+            (interval == "year", s.interval_count.fill_null(1) * 12),
+            else_=ibis.null(dt.int64),
+        ),
+    )
+    return out.mutate(start_idx=month_index(out.starts_at), end_idx=month_index(out.eff_end))
+
+
+def _calendar(rows: ir.Table, scope: Scope) -> tuple[ir.Table, ir.IntegerScalar]:
+    """Month indices from the first start to the last month of the data or scope."""
+    bounds = rows.aggregate(
+        lo=rows.start_idx.min(),
+        hi=ibis.greatest(rows.start_idx.max(), rows.end_idx.max().fill_null(0)),
+    )
+    hi: ir.IntegerValue = bounds.hi
+    cap: int | None = None
+    if scope.end is not None:
+        idx, first = _py_index(scope.end)
+        cap = idx - 1 if first else idx
+    if scope.as_of is not None:
+        idx, _ = _py_index(scope.as_of)
+        cap = idx if cap is None else min(cap, idx)
+    if cap is not None:
+        hi = ibis.literal(cap)
+    cal = bounds.select(idx=ibis.range(bounds.lo, hi + 1).unnest())
+    return cal, bounds.lo
+
+
+def customer_ledger(
+    tables: Mapping[str, ir.Table],
+    *,
+    scope: Scope,
+    churn_recognition: str,
+    same_period_new_churn: str,
+    discounts: str,
+    trials: str,
+    reactivation_window: int | None,
+    reporting_currency: str,
+) -> ir.Table:
+    """One row per customer and month with the MRR movements of that month.
+
+    Output columns: ``customer_id``, ``idx`` (month index), ``month`` (its first day),
+    ``start_mrr`` (MRR at the end of the previous month), ``new``, ``expansion``,
+    ``contraction``, ``churn``, ``reactivation``, ``fx`` (exchange-rate impact on
+    continuing rows), ``end_mrr`` (MRR at the month's last instant, in the reporting
+    currency), ``new_churn`` (MRR of a customer that started and churned inside the
+    month, counted in new/reactivation and churn unless ``ignore``), ``unknown_interval``
+    (rows of the customer active in the month whose interval is unknown; their MRR is
+    null, so ``end_mrr`` and every total built on it is null), ``reconciles``.
+
+    A row counts in month M when it is active at M's last instant: ``starts_at`` before
+    the first day of M+1 and ``eff_end`` (see :func:`normalised_subscriptions`) null or on
+    or after it. MRR is converted at the rate of the service period's start (ChartMogul):
+    for month and year intervals the start of the billing period that holds M, for day and
+    week intervals the later of ``starts_at`` and M's first day. The change of a continuing
+    row's value caused by the rate alone goes to ``fx``, never to a movement.
+    """
+    del trials  # one choice: exclude (applied in normalised_subscriptions)
+    rows = normalised_subscriptions(
+        tables["subscriptions"],
+        churn_recognition=churn_recognition,
+        discounts=discounts,
+        scope=scope,
+    )
+    cal, _ = _calendar(rows, scope)
+    hi = cal.idx.max()
+    last = ibis.cases((rows.eff_end.isnull(), ibis.literal(10**7)), else_=rows.end_idx - 1)
+    spanning = rows.filter(last >= rows.start_idx).mutate(last_idx=last)
+    rm = spanning.join(cal, [cal.idx >= spanning.start_idx, cal.idx <= spanning.last_idx])
+    k = ((rm.idx - rm.start_idx) // rm.period_months) * rm.period_months
+    month_first = _index_date(rm.idx).cast(dt.timestamp)
+    rm = rm.mutate(
+        fx_at=ibis.cases(
+            (rm.period_months.notnull(), rm.starts_at + k.as_interval("M")),
+            else_=ibis.greatest(rm.starts_at, month_first),
+        ),
+        rm_key=rm.row_id * 1_000_000 + rm.idx,
+        one=ibis.literal(1.0),
+    )
+    rm = to_reporting_currency(
+        rm,
+        tables.get("fx_rates"),
+        amount="one",
+        at="fx_at",
+        reporting_currency=reporting_currency,
+        key="rm_key",
+    )
+    w_row = ibis.window(group_by=rm.row_id, order_by=rm.idx)
+    rate = rm.amount_reporting
+    prev_rate = rate.lag().over(w_row)
+    rm = rm.mutate(
+        mrr=rm.mrr_local * rate,
+        fx_row=ibis.ifelse(prev_rate.isnull(), 0.0, rm.mrr_local * (rate - prev_rate)),
+    )
+    cm = rm.group_by(["customer_id", "idx"]).aggregate(
+        end_sum=rm.mrr.sum(),
+        n_rows=rm.count(),
+        n_known=rm.mrr.count(),
+        fx=rm.fx_row.sum(),
+        unknown_interval=rm.unknown_interval.cast(dt.int64).sum(),
+    )
+    # rows that start and end inside one month: never active at a month's end
+    fl = rows.filter((rows.end_idx == rows.start_idx) & (rows.eff_end > rows.starts_at))
+    fl = fl.mutate(one=ibis.literal(1.0))
+    fl = to_reporting_currency(
+        fl,
+        tables.get("fx_rates"),
+        amount="one",
+        at="starts_at",
+        reporting_currency=reporting_currency,
+        key="row_id",
+    )
+    fl = fl.group_by(["customer_id", fl.start_idx.name("idx")]).aggregate(
+        flicker=(fl.mrr_local * fl.amount_reporting).sum(),
+        fl_unknown=fl.unknown_interval.cast(dt.int64).sum(),
+    )
+    first = rows.group_by("customer_id").aggregate(first_idx=rows.start_idx.min())
+    dense = first.join(cal, [cal.idx >= first.first_idx, cal.idx <= hi.as_scalar()])
+    dense = dense.select("customer_id", "idx")
+    led = dense.left_join(cm, ["customer_id", "idx"]).select(
+        "customer_id", "idx", "end_sum", "n_rows", "n_known", "fx", "unknown_interval"
+    )
+    led = led.left_join(fl, ["customer_id", "idx"]).select(
+        "customer_id",
+        "idx",
+        "end_sum",
+        "n_rows",
+        "n_known",
+        "fx",
+        "unknown_interval",
+        "flicker",
+        "fl_unknown",
+    )
+    end_mrr = ibis.ifelse(
+        led.n_known.fill_null(0) < led.n_rows.fill_null(0),
+        ibis.null(dt.float64),
+        led.end_sum.fill_null(0.0),
+    )
+    led = led.mutate(
+        end_mrr=end_mrr,
+        fx=led.fx.fill_null(0.0),
+        unknown_interval=led.unknown_interval.fill_null(0) + led.fl_unknown.fill_null(0),
+        flicker=led.flicker.fill_null(0.0),
+    )
+    w = ibis.window(group_by=led.customer_id, order_by=led.idx)
+    led = led.mutate(start_mrr=led.end_mrr.lag().over(w))
+    led = led.mutate(
+        start_mrr=ibis.ifelse(
+            led.idx == led.idx.min().over(ibis.window(group_by=led.customer_id)), 0.0, led.start_mrr
+        )
+    )
+    was = led.start_mrr > _EPS
+    now = led.end_mrr > _EPS
+    counts_flicker = same_period_new_churn != "ignore"
+    fl_mrr = (
+        ibis.ifelse(~was & ~now & (led.flicker > _EPS), led.flicker, 0.0)
+        if counts_flicker
+        else ibis.literal(0.0)
+    )
+    led = led.mutate(new_churn=fl_mrr)
+    was = led.start_mrr > _EPS
+    now = led.end_mrr > _EPS
+    paid = now | (led.new_churn > _EPS)
+    prior = ibis.window(group_by=led.customer_id, order_by=led.idx, rows=(None, -1))
+    last_paid = ibis.ifelse(paid, led.idx, ibis.null(dt.int64)).max().over(prior)
+    led = led.mutate(last_paid=last_paid)
+    was = led.start_mrr > _EPS
+    now = led.end_mrr > _EPS
+    returning = ~was & (now | (led.new_churn > _EPS))
+    react = returning & led.last_paid.notnull()
+    if reactivation_window is not None:
+        react = react & (led.idx - led.last_paid <= reactivation_window)
+    arriving = led.end_mrr + led.new_churn
+    cont = was & now
+    diff = led.end_mrr - led.start_mrr - led.fx
+    led = led.mutate(
+        new=ibis.ifelse(returning & ~react, arriving, 0.0),
+        reactivation=ibis.ifelse(react, arriving, 0.0),
+        expansion=ibis.ifelse(cont & (diff > 0), diff, 0.0),
+        contraction=ibis.ifelse(cont & (diff < 0), -diff, 0.0),
+        churn=ibis.ifelse(was & ~now, led.start_mrr, 0.0) + led.new_churn,
+        fx=ibis.ifelse(cont, led.fx, 0.0),
+        month=_index_date(led.idx),
+    )
+    total = (
+        led.start_mrr
+        + led.new
+        + led.expansion
+        + led.reactivation
+        - led.contraction
+        - led.churn
+        + led.fx
+    )
+    led = led.mutate(reconciles=(total - led.end_mrr).abs() <= _EPS * (1.0 + led.end_mrr.abs()))
+    out = led.select(
+        "customer_id",
+        "idx",
+        "month",
+        "start_mrr",
+        "new",
+        "expansion",
+        "contraction",
+        "churn",
+        "reactivation",
+        "fx",
+        "end_mrr",
+        "new_churn",
+        "unknown_interval",
+        "reconciles",
+    )
+    if scope.start is not None:
+        idx, _ = _py_index(scope.start)
+        out = out.filter(out.idx >= idx)
+    return out
+
+
+MOVEMENTS = ("new", "expansion", "contraction", "churn", "reactivation", "fx")
+
+
+def aggregate_ledger(ledger: ir.Table, scope: Scope, *, by: ir.Table | None = None) -> ir.Table:
+    """Totals of the customer ledger per ``[by,] period`` (or one row for the whole window).
+
+    Output: [by, period,] ``start_mrr`` (of the first month), ``new`` … ``fx`` (sums),
+    ``end_mrr`` (of the last month), ``customers_start``, ``customers_end``,
+    ``new_customers``, ``churned_customers`` (active at a month's start, gone at its end),
+    ``new_churned_customers``, ``reactivated_customers``, ``unknown_interval``,
+    ``reconciles`` (every customer-month reconciles and the totals do), ``months``.
+    """
+    if scope.period in ("day", "week"):
+        raise ConfigError(
+            f"subscription metrics are monthly: --period {scope.period!r} is not supported; "
+            "use month, quarter or year."
+        )
+    led = ledger
+    keys: list[str] = []
+    if scope.by is not None:
+        if by is None:
+            raise ConfigError(f"cannot group subscription metrics by {scope.by!r}")
+        led = led.join(by, "customer_id")
+        keys.append(scope.by)
+    null_if_unknown = led.unknown_interval > 0
+    monthly = led.group_by([*keys, "idx", "month"]).aggregate(
+        start_mrr=led.start_mrr.sum(),
+        end_mrr=led.end_mrr.sum(),
+        **{m: led[m].sum() for m in MOVEMENTS},
+        customers_start=(led.start_mrr > _EPS).sum(),
+        customers_end=(led.end_mrr > _EPS).sum(),
+        new_customers=(led.new > _EPS).sum(),
+        churned_customers=((led.start_mrr > _EPS) & (led.end_mrr <= _EPS)).sum(),
+        new_churned_customers=(led.new_churn > _EPS).sum(),
+        reactivated_customers=(led.reactivation > _EPS).sum(),
+        unknown_interval=led.unknown_interval.sum(),
+        unknown=null_if_unknown.any(),
+        all_reconcile=led.reconciles.fill_null(False).all(),
+    )
+    if scope.period is not None:
+        monthly = monthly.mutate(
+            period=period_start(monthly.month.cast(dt.timestamp), scope.period)
+        )
+        gkeys = [*keys, "period"]
+    else:
+        gkeys = keys
+    g = monthly.group_by(gkeys) if gkeys else monthly
+    agg = g.aggregate(
+        start_mrr=monthly.start_mrr.argmin(monthly.idx),
+        **{m: monthly[m].sum() for m in MOVEMENTS},
+        end_mrr=monthly.end_mrr.argmax(monthly.idx),
+        customers_start=monthly.customers_start.argmin(monthly.idx),
+        customers_end=monthly.customers_end.argmax(monthly.idx),
+        new_customers=monthly.new_customers.sum(),
+        churned_customers=monthly.churned_customers.sum(),
+        new_churned_customers=monthly.new_churned_customers.sum(),
+        reactivated_customers=monthly.reactivated_customers.sum(),
+        unknown_interval=monthly.unknown_interval.sum(),
+        unknown=monthly.unknown.any(),
+        all_reconcile=monthly.all_reconcile.all(),
+        months=monthly.count(),
+    )
+    nul = ibis.null(dt.float64)
+    money = ("start_mrr", "end_mrr", *MOVEMENTS)
+    agg = agg.mutate(**{c: ibis.ifelse(agg.unknown, nul, agg[c]) for c in money})
+    total = (
+        agg.start_mrr
+        + agg.new
+        + agg.expansion
+        + agg.reactivation
+        - agg.contraction
+        - agg.churn
+        + agg.fx
+    )
+    agg = agg.mutate(
+        reconciles=agg.all_reconcile
+        & ((total - agg.end_mrr).abs() <= _EPS * (1.0 + agg.end_mrr.abs()))
+    )
+    agg = agg.drop("all_reconcile", "unknown")
+    return agg.order_by(gkeys) if gkeys else agg
+
+
+def customer_attribute(subscriptions: ir.Table, column: str) -> ir.Table:
+    """``customer_id`` and the largest value of ``column`` over the customer's rows."""
+    s = conform(subscriptions, "subscriptions")
+    if column not in s.columns:
+        from revloop.exceptions import SchemaError
+
+        raise SchemaError(
+            f"cannot group subscriptions by {column!r}: they have {list(s.columns)}. Pass one of those as --by."
+        )
+    if column == "customer_id":
+        return s.select("customer_id").distinct()
+    return s.group_by("customer_id").aggregate(s[column].max().name(column))
