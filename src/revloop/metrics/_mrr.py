@@ -23,6 +23,7 @@ from typing import Any
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
+from ibis import _
 
 from revloop.attribution import to_reporting_currency
 from revloop.exceptions import ConfigError
@@ -32,11 +33,15 @@ from revloop.schema import conform
 
 __all__ = [
     "LEDGER_POLICIES",
+    "MOVEMENTS",
     "TRIAL_STATUSES",
     "aggregate_ledger",
+    "customer_attribute",
     "customer_ledger",
+    "last_month",
     "month_index",
     "normalised_subscriptions",
+    "start_index",
 ]
 
 #: ``status`` values (lower case) that mark a trial; trials never count in MRR.
@@ -137,6 +142,11 @@ def _py_index(value: DateLike) -> tuple[int, bool]:
     return d.year * 12 + d.month - 1, first
 
 
+def start_index(scope: Scope) -> int | None:
+    """Month index of the first month in the scope's window, or ``None``."""
+    return None if scope.start is None else _py_index(scope.start)[0]
+
+
 def normalised_subscriptions(
     subscriptions: ir.Table,
     *,
@@ -228,8 +238,12 @@ def customer_ledger(
     trials: str,
     reactivation_window: int | None,
     reporting_currency: str,
+    history: bool = False,
 ) -> ir.Table:
     """One row per customer and month with the MRR movements of that month.
+
+    With ``history`` the months before ``scope.start`` are kept (year-over-year metrics
+    and trailing averages need them).
 
     Output columns: ``customer_id``, ``idx`` (month index), ``month`` (its first day),
     ``start_mrr`` (MRR at the end of the previous month), ``new``, ``expansion``,
@@ -400,13 +414,18 @@ def customer_ledger(
         "unknown_interval",
         "reconciles",
     )
-    if scope.start is not None:
+    if scope.start is not None and not history:
         idx, _ = _py_index(scope.start)
         out = out.filter(out.idx >= idx)
     return out
 
 
 MOVEMENTS = ("new", "expansion", "contraction", "churn", "reactivation", "fx")
+
+
+def last_month(ledger: ir.Table) -> ir.Table:
+    """The ledger's rows of its last month (the default window of a rate)."""
+    return ledger.filter(ledger.idx == ledger.idx.max().over(ibis.window()))
 
 
 def aggregate_ledger(ledger: ir.Table, scope: Scope, *, by: ir.Table | None = None) -> ir.Table:
@@ -500,3 +519,47 @@ def customer_attribute(subscriptions: ir.Table, column: str) -> ir.Table:
     if column == "customer_id":
         return s.select("customer_id").distinct()
     return s.group_by("customer_id").aggregate(s[column].max().name(column))
+
+
+def daily_churn(rows: ir.Table) -> ir.Table:
+    """Days on which paying customers churn, and how many were active at each day's start.
+
+    Input: :func:`normalised_subscriptions` rows. A customer's rows with MRR > 0 are merged
+    into spans of continuous activity (gaps and islands); a span's end day is a churn day.
+    Output: ``day`` (date), ``churned`` (spans ending that day), ``active_start`` (customers
+    active at the day's first instant), ``month`` (its month's first day), ``idx``.
+    """
+    paid = rows.filter(rows.mrr_local > _EPS)
+    paid = paid.select(
+        "customer_id",
+        start=paid.starts_at.date(),
+        end=paid.eff_end.date(),
+    )
+    paid = paid.filter(paid.end.isnull() | (paid.end > paid.start))
+    far = ibis.date(9999, 12, 31)
+    end_ = paid.end.coalesce(far)
+    w_prev = ibis.window(group_by=paid.customer_id, order_by=[paid.start, end_], rows=(None, -1))
+    reach = end_.max().over(w_prev)
+    paid = paid.mutate(
+        end_=end_, island_start=(reach.isnull() | (paid.start > reach)).cast(dt.int64)
+    )
+    w_cum = ibis.window(group_by=paid.customer_id, order_by=[paid.start, paid.end_], rows=(None, 0))
+    paid = paid.mutate(island=paid.island_start.sum().over(w_cum))
+    spans = paid.group_by(["customer_id", "island"]).aggregate(
+        start=paid.start.min(), end=paid.end_.max()
+    )
+    starts = spans.select(day=spans.start, delta=ibis.literal(1), ended=ibis.literal(0))
+    ends = spans.filter(spans.end < far).select(
+        day=spans.end, delta=ibis.literal(-1), ended=ibis.literal(1)
+    )
+    ev = starts.union(ends).group_by("day").aggregate(delta=_.delta.sum(), churned=_.ended.sum())
+    w_before = ibis.window(order_by=ev.day, rows=(None, -1))
+    ev = ev.mutate(active_start=ev.delta.sum().over(w_before).fill_null(0))
+    ev = ev.filter(ev.churned > 0)
+    return ev.select(
+        "day",
+        "churned",
+        "active_start",
+        month=ev.day.truncate("M"),
+        idx=month_index(ev.day),
+    )

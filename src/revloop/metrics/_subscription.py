@@ -13,25 +13,55 @@ from typing import Any
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
+from ibis import _
 
+from revloop.exceptions import ConfigError
 from revloop.metrics._mrr import (
     LEDGER_POLICIES,
     aggregate_ledger,
     customer_attribute,
     customer_ledger,
+    daily_churn,
+    last_month,
+    normalised_subscriptions,
+    start_index,
 )
 from revloop.metrics._registry import Benchmark, Policy, Scope, metric
+from revloop.metrics._scope import period_start
 
-__all__ = ["arr", "mrr", "mrr_movements", "net_new_mrr"]
+__all__ = [
+    "arpa",
+    "arr",
+    "asp",
+    "cohort_retention",
+    "customer_churn_rate",
+    "grr",
+    "ltv",
+    "mrr",
+    "mrr_churn_rate",
+    "mrr_movements",
+    "net_new_mrr",
+    "nrr",
+    "quick_ratio",
+]
 
 _TABLES = ("subscriptions",)
 _OPTIONAL = ("fx_rates",)
 _LEDGER_KEYS = tuple(p.name for p in LEDGER_POLICIES)
 
 
-def _totals(tables: Mapping[str, ir.Table], scope: Scope, policy: Mapping[str, Any]) -> ir.Table:
+def _totals(
+    tables: Mapping[str, ir.Table],
+    scope: Scope,
+    policy: Mapping[str, Any],
+    *,
+    rate: bool = False,
+) -> ir.Table:
+    """Ledger totals per [by, period]; a ``rate`` with no period and no start: the last month."""
     ledger_policy = {k: policy[k] for k in _LEDGER_KEYS}
     led = customer_ledger(tables, scope=scope, **ledger_policy)
+    if rate and scope.period is None and scope.start is None:
+        led = last_month(led)
     by = None if scope.by is None else customer_attribute(tables["subscriptions"], scope.by)
     return aggregate_ledger(led, scope, by=by)
 
@@ -143,4 +173,498 @@ def net_new_mrr(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) 
     )
 
 
-_ = (Benchmark, Policy)
+def _reactivation(default: str, who: str) -> Policy:
+    return Policy(
+        "reactivation",
+        default,
+        ("exclude", "include"),
+        doc=f"Whether reactivation MRR counts in {who}.",
+        sources={
+            "exclude": "ChartMogul Net MRR Retention chart (revops.md §1.6)",
+            "include": "ChartMogul Net MRR Churn Rate and Quick Ratio; Tidemill NRR (§1.5, §1.6, §1.9)",
+        },
+    )
+
+
+@metric(
+    "customer_churn_rate",
+    family="subscription",
+    tables=_TABLES,
+    optional_tables=_OPTIONAL,
+    policies=(
+        Policy(
+            "convention",
+            "chartmogul",
+            ("chartmogul", "b2c_daily", "stripe", "profitwell"),
+            doc=(
+                "chartmogul: customers churned in the period ÷ customers at its start; "
+                "b2c_daily: Σ over days of churned that day ÷ active at the day's start; "
+                "stripe: churned ÷ (customers at start + new customers in the period); "
+                "profitwell: as chartmogul, with customers new and churned in one month "
+                "never counted (same_period_new_churn=ignore is forced)."
+            ),
+            sources={
+                "chartmogul": "ChartMogul B2B customer churn rate (revops.md §1.4)",
+                "b2c_daily": "ChartMogul B2C ('Shopify') daily formula (§1.4)",
+                "stripe": "Stripe subscriber churn rate (§1.4)",
+                "profitwell": "ProfitWell/Paddle (§1.4)",
+            },
+        ),
+        *LEDGER_POLICIES,
+    ),
+    benchmarks=(
+        Benchmark(
+            "best-in-class yearly customer retention, ARPA < $25",
+            0.75,
+            "share",
+            "ChartMogul 2023 SaaS Benchmarks (revops.md §1.10, secondary)",
+        ),
+    ),
+)
+def customer_churn_rate(
+    tables: Mapping[str, ir.Table], *, scope: Scope, convention: str, **policy: Any
+) -> ir.Table:
+    """Customer (logo) churn rate per period.
+
+    A customer churns when its MRR goes from > 0 to 0 (all of its subscriptions end).
+    Output: [by, period,] value (the rate), churned (numerator), customers (denominator).
+    With ``same_period_new_churn=count_both`` customers new and churned inside one month
+    join the numerator (and, for ``stripe``, the denominator through the new customers).
+    """
+    if convention == "profitwell":
+        policy = {**policy, "same_period_new_churn": "ignore"}
+    if convention == "b2c_daily":
+        return _b2c_daily(tables, scope, policy)
+    t = _totals(tables, scope, policy, rate=True)
+    churned = t.churned_customers
+    if policy["same_period_new_churn"] == "count_both":
+        churned = churned + t.new_churned_customers
+    customers = t.customers_start
+    if convention == "stripe":
+        customers = customers + t.new_customers
+    t = t.mutate(value=_ratio(churned, customers), churned=churned, customers=customers)
+    return _front(t, scope, ["value", "churned", "customers"])
+
+
+def _b2c_daily(tables: Mapping[str, ir.Table], scope: Scope, policy: Mapping[str, Any]) -> ir.Table:
+    if scope.by is not None:
+        raise ConfigError("customer_churn_rate convention='b2c_daily' cannot be grouped --by.")
+    if scope.period in ("day", "week"):
+        raise ConfigError("subscription metrics are monthly: use --period month, quarter or year.")
+    rows = normalised_subscriptions(
+        tables["subscriptions"],
+        churn_recognition=policy["churn_recognition"],
+        discounts=policy["discounts"],
+        scope=scope,
+    )
+    d = daily_churn(rows)
+    if scope.start is not None:
+        d = d.filter(d.day >= ibis.literal(scope.start).cast(dt.date))
+    if scope.end is not None:
+        d = d.filter(d.day < ibis.literal(scope.end).cast(dt.date))
+    if scope.as_of is not None:
+        d = d.filter(d.day <= ibis.literal(scope.as_of).cast(dt.date))
+    d = d.mutate(share=_ratio(d.churned, d.active_start))
+    aggs = {"value": _.share.sum(), "churned": _.churned.sum(), "days": _.count()}
+    if scope.period is not None:
+        d = d.mutate(period=period_start(d.day.cast(dt.timestamp), scope.period))
+        return d.group_by("period").aggregate(**aggs).order_by("period")
+    return d.aggregate(**aggs)
+
+
+@metric(
+    "mrr_churn_rate",
+    family="subscription",
+    tables=_TABLES,
+    optional_tables=_OPTIONAL,
+    policies=(
+        Policy(
+            "variant",
+            "gross",
+            ("gross", "net"),
+            doc=(
+                "gross: (churn + contraction) ÷ MRR at the period's start; net: (churn + "
+                "contraction − expansion [− reactivation]) ÷ MRR at start."
+            ),
+            sources={
+                "gross": "ChartMogul Gross MRR Churn Rate (revops.md §1.5)",
+                "net": "ChartMogul Net MRR Churn Rate (§1.5)",
+            },
+        ),
+        _reactivation("include", "the net MRR churn rate"),
+        *LEDGER_POLICIES,
+    ),
+    benchmarks=(
+        Benchmark(
+            "typical gross MRR churn per month above $10k MRR",
+            0.045,
+            "share",
+            "ChartMogul Gross MRR Churn Rate page: 4–5 % a month (revops.md §1.5)",
+        ),
+    ),
+)
+def mrr_churn_rate(
+    tables: Mapping[str, ir.Table], *, scope: Scope, variant: str, reactivation: str, **policy: Any
+) -> ir.Table:
+    """Gross or net MRR churn rate per period (FX impact is not churn).
+
+    Output: [by, period,] value (the chosen variant), gross, net, start_mrr.
+    """
+    t = _totals(tables, scope, policy, rate=True)
+    lost = t.churn + t.contraction
+    won_back = t.expansion + (t.reactivation if reactivation == "include" else 0.0)
+    t = t.mutate(gross=_ratio(lost, t.start_mrr), net=_ratio(lost - won_back, t.start_mrr))
+    t = t.mutate(value=t.gross if variant == "gross" else t.net)
+    return _front(t, scope, ["value", "gross", "net", "start_mrr"])
+
+
+@metric(
+    "quick_ratio",
+    family="subscription",
+    tables=_TABLES,
+    optional_tables=_OPTIONAL,
+    policies=(_reactivation("include", "the quick ratio's numerator"), *LEDGER_POLICIES),
+)
+def quick_ratio(
+    tables: Mapping[str, ir.Table], *, scope: Scope, reactivation: str, **policy: Any
+) -> ir.Table:
+    """SaaS quick ratio: (new + expansion [+ reactivation]) ÷ (contraction + churn).
+
+    Null when nothing was lost. Output: [by, period,] value, gained, lost.
+    Source: revops.md §1.9.
+    """
+    t = _totals(tables, scope, policy)
+    gained = t.new + t.expansion + (t.reactivation if reactivation == "include" else 0.0)
+    lost = t.contraction + t.churn
+    t = t.mutate(value=_ratio(gained, lost), gained=gained, lost=lost)
+    return _front(t, scope, ["value", "gained", "lost"])
+
+
+def _retention(
+    tables: Mapping[str, ir.Table],
+    scope: Scope,
+    policy: Mapping[str, Any],
+    *,
+    variant: str,
+    reactivation: str,
+) -> ir.Table:
+    """Per [by, period]: start (base MRR of existing customers), retained, retained_capped."""
+    ledger_policy = {k: policy[k] for k in _LEDGER_KEYS}
+    led = customer_ledger(tables, scope=scope, history=True, **ledger_policy)
+    if scope.period in ("day", "week"):
+        raise ConfigError("subscription metrics are monthly: use --period month, quarter or year.")
+    first = start_index(scope)
+    if variant == "yoy":
+        w = ibis.window(group_by=led.customer_id, order_by=led.idx)
+        w12 = ibis.window(group_by=led.customer_id, order_by=led.idx, rows=(-11, 0))
+        led = led.mutate(
+            base=led.end_mrr.lag(12).over(w).fill_null(0.0),
+            dipped=(led.end_mrr.min().over(w12) <= 1e-6),
+        )
+        if first is not None:
+            led = led.filter(led.idx >= first)
+        # the last month of each period (or of the window) is the one reported
+        if scope.period is not None:
+            led = led.mutate(period=period_start(led.month.cast(dt.timestamp), scope.period))
+            last = led.idx.max().over(ibis.window(group_by=led.period))
+        else:
+            last = led.idx.max().over(ibis.window())
+        cust = led.filter(led.idx == last)
+        cust = cust.mutate(end=cust.end_mrr)
+    else:
+        if first is not None:
+            led = led.filter(led.idx >= first)
+        elif scope.period is None:
+            led = last_month(led)
+        if scope.period is not None:
+            led = led.mutate(period=period_start(led.month.cast(dt.timestamp), scope.period))
+        gk = ["customer_id", *(["period"] if scope.period else [])]
+        cust = led.group_by(gk).aggregate(
+            base=led.start_mrr.argmin(led.idx),
+            end=led.end_mrr.argmax(led.idx),
+            dipped=(led.end_mrr.min() <= 1e-6),
+            unknown_interval=led.unknown_interval.sum(),
+        )
+    kept = cust.end if reactivation == "include" else ibis.ifelse(cust.dipped, 0.0, cust.end)
+    cust = cust.filter(cust.base > 1e-6).mutate(kept=kept)
+    cust = cust.mutate(capped=ibis.least(cust.kept, cust.base))
+    keys: list[str] = []
+    if scope.by is not None:
+        cust = cust.join(customer_attribute(tables["subscriptions"], scope.by), "customer_id")
+        keys.append(scope.by)
+    if scope.period is not None:
+        keys.append("period")
+    aggs = {
+        "start_mrr": cust.base.sum(),
+        "retained_mrr": cust.kept.sum(),
+        "retained_capped": cust.capped.sum(),
+        "customers": cust.count(),
+        "customers_retained": (cust.kept > 1e-6).sum(),
+    }
+    out = cust.group_by(keys).aggregate(**aggs).order_by(keys) if keys else cust.aggregate(**aggs)
+    return out
+
+
+_VARIANT = Policy(
+    "variant",
+    "interval",
+    ("interval", "yoy"),
+    doc=(
+        "interval: MRR at the period's end of the customers paying at its start ÷ their MRR "
+        "at the start (new business excluded); yoy: MRR in the last month of the period of "
+        "the customers paying 12 months earlier ÷ their MRR then."
+    ),
+    sources={
+        "interval": "ChartMogul Net MRR Retention chart (revops.md §1.6)",
+        "yoy": "SaaS Capital retention surveys; ChartMogul Benchmarks (§1.6)",
+    },
+)
+
+
+@metric(
+    "nrr",
+    family="subscription",
+    tables=_TABLES,
+    optional_tables=_OPTIONAL,
+    policies=(_VARIANT, _reactivation("exclude", "net revenue retention"), *LEDGER_POLICIES),
+    benchmarks=(
+        Benchmark(
+            "median NRR, ACV $12–25k (YoY)",
+            1.02,
+            "share",
+            "SaaS Capital 2023 B2B SaaS Retention Benchmarks (revops.md §1.10; verify)",
+        ),
+        Benchmark(
+            "median NRR, all SaaS (YoY)",
+            1.00,
+            "share",
+            "SaaS Capital via atlasrosetta.com (revops.md §1.10, secondary)",
+        ),
+    ),
+)
+def nrr(
+    tables: Mapping[str, ir.Table], *, scope: Scope, variant: str, reactivation: str, **policy: Any
+) -> ir.Table:
+    """Net revenue retention of existing customers (expansion, contraction, churn, FX).
+
+    Output: [by, period,] value, start_mrr (base of the existing customers), retained_mrr,
+    customers (existing at the base), customers_retained (logo retention numerator).
+    With ``reactivation=exclude`` a customer whose MRR was zero at some month end between
+    the base and the end counts 0.
+    """
+    t = _retention(tables, scope, policy, variant=variant, reactivation=reactivation)
+    t = t.mutate(value=_ratio(t.retained_mrr, t.start_mrr))
+    return _front(
+        t, scope, ["value", "start_mrr", "retained_mrr", "customers", "customers_retained"]
+    )
+
+
+@metric(
+    "grr",
+    family="subscription",
+    tables=_TABLES,
+    optional_tables=_OPTIONAL,
+    policies=(_VARIANT, _reactivation("exclude", "gross revenue retention"), *LEDGER_POLICIES),
+    benchmarks=(
+        Benchmark(
+            "median GRR, all SaaS (YoY)",
+            0.90,
+            "share",
+            "SaaS Capital via atlasrosetta.com (revops.md §1.10, secondary)",
+        ),
+    ),
+)
+def grr(
+    tables: Mapping[str, ir.Table], *, scope: Scope, variant: str, reactivation: str, **policy: Any
+) -> ir.Table:
+    """Gross revenue retention: each existing customer's MRR capped at its base MRR.
+
+    Capping is per customer, never in aggregate (revops.md §1.6), so one customer's
+    expansion cannot hide another's contraction. Output: [by, period,] value, start_mrr,
+    retained_capped, customers, customers_retained.
+    """
+    t = _retention(tables, scope, policy, variant=variant, reactivation=reactivation)
+    t = t.mutate(value=_ratio(t.retained_capped, t.start_mrr))
+    return _front(
+        t, scope, ["value", "start_mrr", "retained_capped", "customers", "customers_retained"]
+    )
+
+
+@metric(
+    "arpa",
+    family="subscription",
+    tables=_TABLES,
+    optional_tables=_OPTIONAL,
+    policies=LEDGER_POLICIES,
+)
+def arpa(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
+    """Average revenue per account: MRR ÷ paying customers at the period's end (ChartMogul).
+
+    A customer's subscriptions are combined first. Output: [by, period,] value, mrr, customers.
+    """
+    t = _totals(tables, scope, policy)
+    t = t.mutate(value=_ratio(t.end_mrr, t.customers_end), mrr=t.end_mrr, customers=t.customers_end)
+    return _front(t, scope, ["value", "mrr", "customers"])
+
+
+@metric(
+    "asp",
+    family="subscription",
+    tables=_TABLES,
+    optional_tables=_OPTIONAL,
+    policies=LEDGER_POLICIES,
+)
+def asp(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
+    """Average sale price: New Business MRR ÷ new customers in the period (ChartMogul ASP).
+
+    Output: [by, period,] value, new_mrr, new_customers.
+    """
+    t = _totals(tables, scope, policy)
+    t = t.mutate(value=_ratio(t.new, t.new_customers), new_mrr=t.new)
+    return _front(t, scope, ["value", "new_mrr", "new_customers"])
+
+
+@metric(
+    "ltv",
+    family="subscription",
+    tables=_TABLES,
+    optional_tables=_OPTIONAL,
+    policies=(
+        Policy(
+            "method",
+            "chartmogul",
+            ("chartmogul", "cohort_empirical"),
+            doc=(
+                "chartmogul: ARPA of the period's last month ÷ the mean customer churn rate "
+                "of the six months before it (null when that churn is 0); cohort_empirical: "
+                "Σ over customer age k of the mean MRR per acquired customer at age k, over "
+                "the cohorts observed at that age (no churn model; a lower bound that grows "
+                "with history)."
+            ),
+            sources={
+                "chartmogul": "ChartMogul LTV chart (revops.md §1.7)",
+                "cohort_empirical": "cohort revenue per acquired customer (revops.md §1.6 cohorts)",
+            },
+        ),
+        *LEDGER_POLICIES,
+    ),
+)
+def ltv(tables: Mapping[str, ir.Table], *, scope: Scope, method: str, **policy: Any) -> ir.Table:
+    """Customer lifetime value.
+
+    Output (chartmogul): [by, period,] value, arpa, churn_rate (trailing six-month mean).
+    Output (cohort_empirical): value, customers (acquired), months (ages observed).
+    """
+    ledger_policy = {k: policy[k] for k in _LEDGER_KEYS}
+    led = customer_ledger(tables, scope=scope, history=True, **ledger_policy)
+    if method == "cohort_empirical":
+        if scope.by is not None or scope.period is not None:
+            raise ConfigError(
+                "ltv method='cohort_empirical' is one figure: drop --by and --period."
+            )
+        return _ltv_cohort(led)
+    monthly_scope = Scope(by=scope.by, period="month", as_of=scope.as_of)
+    by = None if scope.by is None else customer_attribute(tables["subscriptions"], scope.by)
+    m = aggregate_ledger(led, monthly_scope, by=by)
+    m = m.mutate(
+        churn_m=_ratio(m.churned_customers, m.customers_start),
+        arpa=_ratio(m.end_mrr, m.customers_end),
+    )
+    part = [scope.by] if scope.by else []
+    w6 = ibis.window(group_by=part or None, order_by=m.period, rows=(-6, -1))
+    m = m.mutate(churn_rate=m.churn_m.mean().over(w6), month=m.period)
+    if scope.start is not None:
+        m = m.filter(m.month >= ibis.literal(scope.start).cast(dt.date))
+    if scope.period is not None:
+        m = m.mutate(period=period_start(m.month.cast(dt.timestamp), scope.period))
+        keys = [*part, "period"]
+    else:
+        m = m.drop("period")
+        keys = part
+    last = m.month.max().over(ibis.window(group_by=keys or None))
+    m = m.filter(m.month == last)
+    m = m.mutate(value=ibis.ifelse(m.churn_rate > 0, m.arpa / m.churn_rate, ibis.null(dt.float64)))
+    out = _front(m, scope, ["value", "arpa", "churn_rate"])
+    return out.order_by(keys) if keys else out
+
+
+def _ltv_cohort(led: ir.Table) -> ir.Table:
+    """Σ_k mean MRR at age k per customer acquired at least k months before the last month."""
+    paid = led.end_mrr > 1e-6
+    w = ibis.window(group_by=led.customer_id)
+    led = led.mutate(
+        first=ibis.ifelse(paid, led.idx, ibis.null(dt.int64)).min().over(w),
+        last=led.idx.max().over(ibis.window()),
+    )
+    led = led.filter(led.first.notnull() & (led.idx >= led.first))
+    led = led.mutate(age=led.idx - led.first)
+    by_age = led.group_by("age").aggregate(revenue=led.end_mrr.sum(), observed=led.count())
+    return by_age.aggregate(
+        value=(by_age.revenue / by_age.observed).sum(),
+        customers=by_age.observed.max(),
+        months=by_age.count(),
+    )
+
+
+@metric(
+    "cohort_retention",
+    family="subscription",
+    tables=_TABLES,
+    optional_tables=_OPTIONAL,
+    policies=(
+        Policy(
+            "basis",
+            "revenue",
+            ("revenue", "logo"),
+            doc=(
+                "value = revenue retention (cohort MRR at age k ÷ its New Business MRR) or "
+                "logo retention (customers paying at age k ÷ cohort size); both are columns."
+            ),
+            sources={
+                "revenue": "ChartMogul Cohort: Net MRR Retention (revops.md §1.6)",
+                "logo": "logo retention, reported next to NRR/GRR (revops.md §1.6)",
+            },
+        ),
+        *LEDGER_POLICIES,
+    ),
+)
+def cohort_retention(
+    tables: Mapping[str, ir.Table], *, scope: Scope, basis: str, **policy: Any
+) -> ir.Table:
+    """Monthly cohort matrices: customers by the month they first paid, followed by age.
+
+    Output, one row per cohort and age (months since the cohort month, 0 first): cohort,
+    age, value, customers (paying at that age), cohort_customers, logo_retention, mrr,
+    cohort_mrr (the cohort's MRR at the end of its first month), revenue_retention.
+    ``--start``/``--end`` select cohorts; ``--by`` and ``--period`` are not supported.
+    """
+    if scope.by is not None or scope.period not in (None, "month"):
+        raise ConfigError("cohort_retention has monthly cohorts: drop --by and use --period month.")
+    ledger_policy = {k: policy[k] for k in _LEDGER_KEYS}
+    led = customer_ledger(tables, scope=Scope(end=scope.end, as_of=scope.as_of), **ledger_policy)
+    paid = led.end_mrr > 1e-6
+    w = ibis.window(group_by=led.customer_id)
+    led = led.mutate(first=ibis.ifelse(paid, led.idx, ibis.null(dt.int64)).min().over(w))
+    led = led.filter(led.first.notnull() & (led.idx >= led.first))
+    led = led.mutate(age=led.idx - led.first, first_mrr=led.end_mrr.argmin(led.idx).over(w))
+    first = start_index(scope)
+    if first is not None:
+        led = led.filter(led.first >= first)
+    m = led.group_by(["first", "age"]).aggregate(
+        customers=(led.end_mrr > 1e-6).sum(),
+        mrr=led.end_mrr.sum(),
+    )
+    size = (
+        led.filter(led.age == 0)
+        .group_by("first")
+        .aggregate(cohort_customers=_.count(), cohort_mrr=_.end_mrr.sum())
+    )
+    m = m.join(size, "first")
+    m = m.mutate(
+        logo_retention=_ratio(m.customers, m.cohort_customers),
+        revenue_retention=_ratio(m.mrr, m.cohort_mrr),
+        cohort=ibis.date((m.first // 12).cast(dt.int32), (m.first % 12 + 1).cast(dt.int32), 1),
+    )
+    m = m.mutate(value=m.revenue_retention if basis == "revenue" else m.logo_retention)
+    cols = ["cohort", "age", "value", "customers", "cohort_customers", "logo_retention", "mrr"]
+    return m.select(*cols, "cohort_mrr", "revenue_retention").order_by(["cohort", "age"])
