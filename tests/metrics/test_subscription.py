@@ -1,0 +1,228 @@
+"""Subscription metrics beyond the data cases: the MRR identity on random histories,
+rates in [0, 1], unknown intervals, bad policies, and compilation on unbound tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import ibis
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import revloop
+from revloop import metrics
+from revloop.exceptions import ConfigError, RevloopError
+from revloop.metrics._mrr import LEDGER_POLICIES, customer_ledger
+from revloop.metrics._registry import Scope
+from revloop.schema import TABLES
+
+SUBSCRIPTION_METRICS = metrics.list_metrics("subscription")
+DEFAULTS = {p.name: p.default for p in LEDGER_POLICIES}
+
+
+@pytest.fixture(scope="module")
+def mcon() -> Iterator[Any]:
+    c = revloop.connect()
+    yield c
+    c.disconnect()
+
+
+def _subs(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    for c in ("starts_at", "ends_at", "cancelled_at"):
+        df[c] = pd.to_datetime(df[c])
+    return df
+
+
+_FX = pd.DataFrame(
+    {
+        "date": [dt.date(2023, 12, 1) + dt.timedelta(days=30 * i) for i in range(20)],
+        "currency": ["EUR"] * 20,
+        "rate_to_reporting": [1.0 + 0.03 * ((i * 7) % 5) for i in range(20)],
+    }
+)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[dict[str, Any]]:
+    rows = []
+    n = draw(st.integers(1, 6))
+    for i in range(n):
+        start = dt.datetime(2024, 1, 1) + dt.timedelta(days=draw(st.integers(0, 330)))
+        length = draw(st.one_of(st.none(), st.integers(1, 420)))
+        end = None if length is None else start + dt.timedelta(days=length)
+        cancel = None
+        if draw(st.booleans()):
+            cancel = start + dt.timedelta(days=draw(st.integers(0, 300)))
+        rows.append(
+            {
+                "customer_id": f"c{draw(st.integers(0, 3))}",
+                "subscription_id": f"s{i}",
+                "item_id": "i",
+                "starts_at": start,
+                "ends_at": end,
+                "cancelled_at": cancel,
+                "amount": float(draw(st.integers(0, 500))),
+                "interval": draw(st.sampled_from(["day", "week", "month", "year"])),
+                "interval_count": draw(st.integers(1, 3)),
+                "quantity": float(draw(st.integers(1, 4))),
+                "discount": draw(st.sampled_from([0.0, 0.1, 0.5])),
+                "currency": draw(st.sampled_from(["USD", "EUR"])),
+                "status": draw(st.sampled_from(["active", "active", "trialing"])),
+            }
+        )
+    return rows
+
+
+POLICY_SETS = [
+    DEFAULTS,
+    {
+        **DEFAULTS,
+        "churn_recognition": "at_cancel",
+        "same_period_new_churn": "ignore",
+        "reactivation_window": 2,
+    },
+    {**DEFAULTS, "same_period_new_churn": "count_both", "discounts": "ignore"},
+]
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=histories(), which=st.integers(0, len(POLICY_SETS) - 1))
+def test_mrr_identity_holds_every_month_on_random_histories(mcon, rows, which):
+    tables = {
+        "subscriptions": mcon.create_table("p_subs", _subs(rows), overwrite=True),
+        "fx_rates": mcon.create_table("p_fx", _FX, overwrite=True),
+    }
+    policy = POLICY_SETS[which]
+    led = mcon.execute(customer_ledger(tables, scope=Scope(), **policy))
+    assert led.reconciles.all(), led[~led.reconciles]
+    assert (led[["new", "expansion", "contraction", "churn", "reactivation"]] >= -1e-9).all().all()
+    # the month's end is the next month's start, customer by customer
+    led = led.sort_values(["customer_id", "idx"])
+    nxt = led.groupby("customer_id").start_mrr.shift(-1)
+    same = nxt.notna()
+    assert ((led.end_mrr[same] - nxt[same]).abs() <= 1e-6).all()
+    moves = mcon.execute(metrics.compute("mrr_movements", tables, period="month", **policy).table)
+    assert moves.reconciles.all()
+    bridge = (
+        moves.start_mrr
+        + moves.new
+        + moves.expansion
+        + moves.reactivation
+        - moves.contraction
+        - moves.churn
+        + moves.fx
+    )
+    assert ((bridge - moves.end_mrr).abs() <= 1e-6).all()
+    for name, params in [
+        ("customer_churn_rate", {"convention": "stripe"}),
+        ("grr", {}),
+    ]:
+        got = mcon.execute(metrics.compute(name, tables, period="month", **params).table)
+        v = got.value.dropna()
+        assert ((v >= -1e-9) & (v <= 1 + 1e-9)).all(), (name, got)
+
+
+def _one(con: Any, rows: list[dict[str, Any]], metric: str, **kw: Any) -> pd.DataFrame:
+    t = {"subscriptions": con.create_table("n_subs", _subs(rows), overwrite=True)}
+    return con.execute(metrics.compute(metric, t, **kw).table)
+
+
+_ROW = {
+    "customer_id": "c1",
+    "subscription_id": "s1",
+    "item_id": "i",
+    "starts_at": "2024-01-01",
+    "ends_at": None,
+    "cancelled_at": None,
+    "amount": 100.0,
+    "interval": "month",
+}
+
+
+def test_unknown_interval_gives_null_mrr_and_a_count_not_a_silent_zero(mcon):
+    rows = [_ROW, {**_ROW, "customer_id": "c2", "subscription_id": "s2", "interval": "fortnight"}]
+    got = _one(mcon, rows, "mrr")
+    assert got.value.isna().all()
+    assert got.unknown_interval.iloc[0] == 1
+    moves = _one(mcon, rows, "mrr_movements", period="month")
+    assert moves.end_mrr.isna().all()
+    assert (moves.unknown_interval == 1).all()
+
+
+def test_unknown_interval_is_rejected_by_the_schema_validator(mcon):
+    rows = [{**_ROW, "interval": "fortnight"}]
+    t = mcon.create_table("v_subs", _subs(rows), overwrite=True)
+    report = revloop.schema.validate(t, "subscriptions")
+    assert any("interval" in str(issue) for issue in report.issues)
+
+
+@pytest.mark.parametrize(
+    ("metric", "params", "match"),
+    [
+        ("mrr", {"churn_recognition": "at_schedule"}, "churn_recognition"),
+        ("mrr", {"same_period_new_churn": "drop"}, "same_period_new_churn"),
+        ("mrr", {"reactivation_window": 0}, "reactivation_window"),
+        ("mrr", {"reactivation_window": "90 days"}, "reactivation_window"),
+        ("mrr", {"trials": "include"}, "trials"),
+        ("nrr", {"variant": "cohort"}, "variant"),
+        ("customer_churn_rate", {"convention": "baremetrics"}, "convention"),
+        ("mrr_churn_rate", {"reactivation": "maybe"}, "reactivation"),
+    ],
+)
+def test_bad_policy_values_are_refused(mcon, metric, params, match):
+    t = {"subscriptions": mcon.create_table("b_subs", _subs([_ROW]), overwrite=True)}
+    with pytest.raises(ConfigError, match=match):
+        metrics.compute(metric, t, **params)
+
+
+@pytest.mark.parametrize("period", ["day", "week"])
+def test_subscription_metrics_are_monthly(mcon, period):
+    t = {"subscriptions": mcon.create_table("w_subs", _subs([_ROW]), overwrite=True)}
+    with pytest.raises(ConfigError, match="monthly"):
+        metrics.compute("mrr", t, period=period)
+
+
+def test_unknown_by_column_is_a_schema_error(mcon):
+    t = {"subscriptions": mcon.create_table("y_subs", _subs([_ROW]), overwrite=True)}
+    with pytest.raises(RevloopError, match="segment"):
+        metrics.compute("mrr", t, by="segment")
+
+
+def test_open_ended_subscription_cancelled_churns_at_cancellation_under_both_policies(mcon):
+    rows = [{**_ROW, "cancelled_at": "2024-03-10"}]
+    for policy in ("end_of_period", "at_cancel"):
+        got = _one(mcon, rows, "mrr_movements", period="month", churn_recognition=policy)
+        assert list(got.churn) == [0.0, 0.0, 100.0], policy
+
+
+def test_as_of_ignores_later_starts_and_cancellations(mcon):
+    rows = [
+        {**_ROW, "cancelled_at": "2024-05-10"},
+        {**_ROW, "customer_id": "c2", "subscription_id": "s2", "starts_at": "2024-04-01"},
+    ]
+    got = _one(mcon, rows, "mrr", as_of="2024-03-15", churn_recognition="at_cancel")
+    assert got.value.iloc[0] == pytest.approx(100.0)
+    assert got.customers.iloc[0] == 1
+
+
+@pytest.mark.parametrize("name", SUBSCRIPTION_METRICS)
+def test_every_subscription_metric_compiles_on_unbound_tables(name):
+    tables = {
+        "subscriptions": ibis.table(TABLES["subscriptions"].schema(), name="subscriptions"),
+        "fx_rates": ibis.table(TABLES["fx_rates"].schema(), name="fx_rates"),
+    }
+    result = metrics.compute(name, tables)
+    sql = ibis.to_sql(result.table, dialect="duckdb")
+    assert "subscriptions" in sql
+    assert "value" in result.table.columns
+    assert set(result.policy) == {p.name for p in metrics.get_metric(name).policies}
