@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from revloop import metrics
-from revloop.exceptions import ConfigError
+from revloop.exceptions import ConfigError, SchemaError
 
 OPPS = pd.DataFrame(
     {
@@ -113,3 +113,148 @@ def test_win_rate_stays_in_unit_interval(con, deals, basis, variant):
     assert ((values >= 0) & (values <= 1)).all()
     closed = sum(s != "open" for _, _, s, _ in deals)
     assert int(got["won"].sum() + got["lost"].sum()) == closed
+
+
+HISTORY = pd.DataFrame(
+    {
+        "opportunity_id": ["o1", "o1", "o2"],
+        "changed_at": pd.to_datetime(["2024-01-01", "2024-01-05", "2024-01-02"]),
+        "stage": ["Discovery", "Demo", "Discovery"],
+        "amount": [1000.0, 1000.0, 2000.0],
+        "close_date": pd.to_datetime(["2024-02-01", "2024-03-01", "2024-02-01"]),
+    }
+)
+
+
+def _with_history() -> dict[str, ibis.Table]:
+    return {**_tables(), "stage_history": ibis.memtable(HISTORY)}
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "scope", "error", "message"),
+    [
+        (
+            "pipeline_waterfall",
+            {},
+            {},
+            ConfigError,
+            "pipeline_waterfall needs a window: pass start and end "
+            "(CLI: --start 2024-01-01 --end 2024-04-01).",
+        ),
+        (
+            "pipeline_waterfall",
+            {},
+            {"start": "2024-03-01", "end": "2024-04-01", "as_of": "2024-02-01"},
+            ConfigError,
+            "pipeline_waterfall: the window [2024-03-01 00:00:00, 2024-02-01 00:00:00) is empty",
+        ),
+        (
+            "stage_conversion",
+            {"stages": ["Demo", "Demo"]},
+            {},
+            ConfigError,
+            "stage_conversion: stages=['Demo', 'Demo']: a stage is listed twice",
+        ),
+        (
+            "time_in_stage",
+            {"stages": "Demo"},
+            {},
+            ConfigError,
+            "time_in_stage takes no parameter(s) ['stages'].",
+        ),
+        (
+            "slippage",
+            {},
+            {"by": "region"},
+            SchemaError,
+            "cannot group by 'region': neither stage_history nor opportunities has it",
+        ),
+    ],
+)
+def test_bad_stage_input_is_explained(name, params, scope, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        metrics.compute(name, _with_history(), **scope, **params)
+
+
+def test_time_in_stage_quantile_is_null_when_the_curve_never_gets_there(con):
+    """Kaplan–Meier: with the last deal censored, S stays at 1/2, so p75 does not exist."""
+    hist = pd.DataFrame(
+        {
+            "opportunity_id": ["a", "a", "b"],
+            "changed_at": pd.to_datetime(["2024-01-01", "2024-01-11", "2024-01-01"]),
+            "stage": ["Demo", "Proposal", "Demo"],
+        }
+    )
+    tables = {
+        "opportunities": con.create_table("o", OPPS.assign(opportunity_id=["a", "b"])),
+        "stage_history": con.create_table("h", hist),
+    }
+    got = con.execute(metrics.compute("time_in_stage", tables, as_of="2024-01-31").table)
+    demo = got[got.stage == "Demo"].iloc[0]
+    # a left Demo after 10 days; b has been there 30 days and is still open (censored)
+    assert demo["value"] == 10
+    assert pd.isna(demo["p75"])
+    assert demo["censored"] == 1
+
+
+_change = st.tuples(
+    st.integers(0, 3),  # deal
+    st.integers(0, 80),  # day of the change
+    st.one_of(st.none(), st.floats(0, 1e5, allow_nan=False)),  # amount
+    st.integers(0, 120),  # close date, day
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    changes=st.lists(_change, min_size=1, max_size=10, unique_by=lambda c: (c[0], c[1])),
+    outcomes=st.lists(
+        st.tuples(st.sampled_from(["won", "lost", "open"]), st.integers(0, 90)),
+        min_size=4,
+        max_size=4,
+    ),
+    window=st.sampled_from(["scope", "any"]),
+)
+def test_waterfall_reconciles(con, changes, outcomes, window):
+    t0 = pd.Timestamp("2024-01-01")
+    hist = pd.DataFrame(
+        {
+            "opportunity_id": [f"o{d}" for d, _, _, _ in changes],
+            "changed_at": [t0 + pd.Timedelta(days=day) for _, day, _, _ in changes],
+            "stage": "Open",
+            "amount": pd.array([a for _, _, a, _ in changes], dtype="float64"),
+            "close_date": [t0 + pd.Timedelta(days=c) for _, _, _, c in changes],
+        }
+    )
+    opps = pd.DataFrame(
+        {
+            "opportunity_id": [f"o{i}" for i in range(4)],
+            "created_at": t0,
+            "closed_at": pd.to_datetime(
+                [None if s == "open" else t0 + pd.Timedelta(days=d) for s, d in outcomes]
+            ),
+            "status": [s for s, _ in outcomes],
+            "amount": 1.0,
+        }
+    )
+    tables = {
+        "opportunities": con.create_table("wo", opps, overwrite=True),
+        "stage_history": con.create_table("wh", hist, overwrite=True),
+    }
+    got = con.execute(
+        metrics.compute(
+            "pipeline_waterfall",
+            tables,
+            start="2024-01-01",
+            end="2024-03-15",
+            period="week",
+            close_window=window,
+        ).table
+    )
+    assert len(got) == 11
+    assert got["check"].abs().max() < 1e-6
+    # each period starts where the previous one ended
+    assert (got["start"].iloc[1:].to_numpy() - got["end"].iloc[:-1].to_numpy()).max() < 1e-6
+    assert (got[["start", "end"]] >= 0).all().all()

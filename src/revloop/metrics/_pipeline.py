@@ -10,6 +10,8 @@ currency has no FX rate counts there too), so a report can warn about it.
 
 from __future__ import annotations
 
+import calendar
+import datetime as _dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,16 +20,20 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from revloop.attribution import to_reporting_currency
-from revloop.exceptions import ConfigError
+from revloop.exceptions import ConfigError, SchemaError
 from revloop.metrics._registry import Benchmark, Policy, Scope, metric
-from revloop.metrics._scope import as_timestamp, group_keys, scoped
+from revloop.metrics._scope import as_timestamp, group_keys, period_start, scoped
 from revloop.schema import conform
 
 __all__ = [
     "average_deal_size",
     "pipeline_coverage",
     "pipeline_velocity",
+    "pipeline_waterfall",
     "sales_cycle",
+    "slippage",
+    "stage_conversion",
+    "time_in_stage",
     "win_rate",
 ]
 
@@ -550,3 +556,577 @@ def pipeline_coverage(
     out = out.mutate(gap=out.value - out.required_coverage)
     cols = ["value", "open_pipeline", "open_deals", "open_without_amount", "target"]
     return _finish(out, keys, [*cols, "win_rate", "required_coverage", "gap"])
+
+
+# ---------------------------------------------------------------- stage history
+
+
+def _stages_check(value: Any) -> str | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list | tuple)
+        or not value
+        or not all(isinstance(v, str) for v in value)
+    ):
+        return 'expected the open stages in funnel order, e.g. --param stages=\'["Discovery", "Demo", "Proposal"]\''
+    if len(set(value)) != len(value):
+        return "a stage is listed twice"
+    return None
+
+
+_STAGES = Policy(
+    "stages",
+    None,
+    doc="The open stages in funnel order (closed stages are read from the deal's status). "
+    "None infers the order: stages sorted by the mean rank of their first entry within a deal.",
+    sources={
+        "stages": "Salesforce OpportunityStage sort order; HubSpot pipeline display_order (revops.md §3.1, §5.2)"
+    },
+    check=_stages_check,
+)
+
+
+def _history(tables: Mapping[str, ir.Table], scope: Scope) -> ir.Table:
+    """Stage-history rows known at ``as_of``, with the deal's ``status``, ``closed_at`` and ``by``.
+
+    Adds ``terminal`` (the row was written when or after the deal closed).
+    """
+    sh = conform(tables["stage_history"], "stage_history")
+    if scope.as_of is not None:
+        sh = sh.filter(sh.changed_at <= as_timestamp(scope.as_of))
+    opp = _deals(tables, scope, "USD")
+    if scope.by is not None and scope.by not in sh.columns and scope.by not in opp.columns:
+        raise SchemaError(
+            f"cannot group by {scope.by!r}: neither stage_history nor opportunities has it "
+            f"(opportunities has {list(opp.columns)}). Pass one of those as --by."
+        )
+    extra = [scope.by] if scope.by is not None and scope.by not in sh.columns else []
+    o = opp.select(*extra, __oid=opp.opportunity_id, __status=opp.status, __closed_at=opp.closed_at)
+    h = sh.left_join(o, sh.opportunity_id == o.__oid)
+    h = h.mutate(
+        status=h.__status.coalesce("open"),
+        closed_at=h.__closed_at,
+    ).drop("__oid", "__status", "__closed_at")
+    return h.mutate(terminal=h.closed_at.notnull() & (h.changed_at >= h.closed_at))
+
+
+def _entries(h: ir.Table) -> ir.Table:
+    """One row per entry into a stage (consecutive rows of the same stage merged).
+
+    ``exit_at`` is the next entry's time, else the close time, else null (still there);
+    ``ref_at`` is the latest time in the data (or ``as_of``), used to censor open visits.
+    Terminal entries (the closed stage itself) are left out.
+    """
+    w = ibis.window(group_by="opportunity_id", order_by="changed_at")
+    h = h.mutate(
+        __prev=h.stage.lag().over(w),
+        __ref=ibis.greatest(
+            h.changed_at.max().over(), h.closed_at.max().over().coalesce(h.changed_at.max().over())
+        ),
+    )
+    e = h.filter(h.__prev.isnull() | (h.__prev != h.stage))
+    e = e.mutate(exit_at=e.changed_at.lead().over(w).coalesce(e.closed_at))
+    return e.filter(~e.terminal).rename(ref_at="__ref").drop("__prev")
+
+
+def _positions(e: ir.Table, stages: Sequence[str] | None) -> ir.Table:
+    if stages is not None:
+        return ibis.memtable(
+            {"stage": list(stages), "position": list(range(1, len(stages) + 1))},
+            schema={"stage": "string", "position": "int64"},
+        )
+    first = e.group_by(["opportunity_id", "stage"]).aggregate(first_at=e.changed_at.min())
+    first = first.mutate(
+        rank=ibis.row_number().over(group_by="opportunity_id", order_by="first_at")
+    )
+    avg = first.group_by("stage").aggregate(mean_rank=first["rank"].mean())
+    avg = avg.mutate(
+        position=ibis.row_number().over(order_by=[avg.mean_rank, avg.stage]).cast(dt.int64) + 1
+    )
+    return avg.select("stage", "position")
+
+
+@metric(
+    "stage_conversion",
+    family="pipeline",
+    tables=("stage_history", "opportunities"),
+    policies=(
+        Policy(
+            "skipped_stages",
+            "passed",
+            ("passed", "strict"),
+            doc="passed: a deal that jumps from stage k to k+2 (or is won from k) counts as having "
+            "entered and left every stage in between, counted in ``skipped``. strict: only stages "
+            "with a history row count, and advancing means a row at the very next stage "
+            "(or a win after the last).",
+            sources={
+                "passed": "revops.md §2.8 'count a skip as having passed through'",
+                "strict": "HubSpot hs_v2_date_entered_{stage} is empty for skipped stages; FlowFuse handbook (revops.md §2.8)",
+            },
+        ),
+        _STAGES,
+    ),
+)
+def stage_conversion(
+    tables: Mapping[str, ir.Table],
+    *,
+    scope: Scope,
+    skipped_stages: str,
+    stages: Sequence[str] | None,
+) -> ir.Table:
+    """Stage-to-stage conversion: deals that reached the next stage (or won) ÷ deals that entered.
+
+    A regression (moving back to an earlier stage) keeps the first entry; deals that
+    entered a stage more than once are counted in ``regressed``. Deals are grouped by the
+    time of their first stage-history row (``period``). A deal enters the funnel at its
+    first stage: stages before it are not counted as skipped.
+
+    Output: [by, period,] stage, position, value, entered, advanced, skipped, regressed.
+    """
+    h = _history(tables, scope)
+    e = _entries(h)
+    pos = _positions(e, stages)
+    v = e.inner_join(pos, "stage")
+    dims = [scope.by] if scope.by is not None else []
+    visits = v.group_by(["opportunity_id", "stage"]).aggregate(visits=v.count())
+    deal = v.group_by(["opportunity_id", *dims]).aggregate(
+        min_pos=v.position.min(),
+        max_pos=v.position.max(),
+        start_at=v.changed_at.min(),
+        won=(v.status == "won").any(),
+    )
+    grid = deal.cross_join(pos)
+    grid = grid.left_join(visits, ["opportunity_id", "stage"])
+    grid = grid.drop(*[c for c in grid.columns if c.endswith("_right")])
+    n = grid.position.max().over()
+    has = grid.visits.notnull()
+    grid = grid.mutate(
+        has_row=has,
+        next_has=has.lead().over(group_by="opportunity_id", order_by="position").coalesce(False),
+        reach=ibis.ifelse(grid.won, n + 1, grid.max_pos),
+        last=grid.position == n,
+    )
+    k = grid.position
+    if skipped_stages == "passed":
+        entered = (grid.min_pos <= k) & (k <= grid.reach)
+        advanced = entered & (grid.reach >= k + 1)
+    else:
+        entered = grid.has_row
+        advanced = grid.has_row & ibis.ifelse(grid["last"], grid.won, grid.next_has)
+    grid = grid.mutate(
+        __entered=entered,
+        __advanced=advanced,
+        __skipped=entered & ~grid.has_row,
+        __regressed=grid.has_row & (grid.visits > 1),
+    )
+    grid = scoped(grid, "start_at", _unbounded(scope), table_name="stage_history")
+    keys = [*group_keys(scope), "stage", "position"]
+    out = grid.group_by(keys).aggregate(
+        entered=grid.__entered.sum().cast(dt.int64),
+        advanced=grid.__advanced.sum().cast(dt.int64),
+        skipped=grid.__skipped.sum().cast(dt.int64),
+        regressed=grid.__regressed.sum().cast(dt.int64),
+    )
+    out = out.mutate(value=_rate(out.advanced, out.entered))
+    head = group_keys(scope)
+    return out.select(*keys, "value", "entered", "advanced", "skipped", "regressed").order_by(
+        [*head, "position"]
+    )
+
+
+def _km_quantiles(d: ir.Table, keys: list[str], qs: Mapping[str, float]) -> ir.Table:
+    """Kaplan–Meier quantiles of ``dur`` with ``event`` (1 exited, 0 censored) per ``keys``.
+
+    A quantile q is the smallest time t with S(t) ≤ 1 − q (the lifelines convention);
+    null when the curve never gets there (too many censored deals).
+    """
+    g = d.group_by([*keys, "dur"]).aggregate(deaths=d.event.sum(), total=d.count())
+    desc = ibis.window(group_by=keys, order_by=ibis.desc(g.dur), rows=(None, 0))
+    g = g.mutate(at_risk=g.total.sum().over(desc))
+    asc = ibis.window(group_by=keys, order_by=g.dur, rows=(None, 0))
+    zero = (g.deaths >= g.at_risk).cast(dt.int64)
+    log_factor = ibis.ifelse(
+        g.deaths >= g.at_risk, 0.0, (1.0 - g.deaths.cast(dt.float64) / g.at_risk).ln()
+    )
+    g = g.mutate(__zero=zero.max().over(asc), __log=log_factor.sum().over(asc))
+    g = g.mutate(surv=ibis.ifelse(g.__zero > 0, 0.0, g.__log.exp()))
+    return g.group_by(keys).aggregate(
+        **{name: g.dur.min(where=g.surv <= 1.0 - q + _EPS) for name, q in qs.items()}
+    )
+
+
+@metric(
+    "time_in_stage",
+    family="pipeline",
+    tables=("stage_history", "opportunities"),
+    policies=(
+        Policy(
+            "censoring",
+            "kaplan_meier",
+            ("kaplan_meier", "exclude_open"),
+            doc="kaplan_meier: deals still in the stage count as censored at as_of (or the "
+            "latest time in the data), so long-stuck deals are not forgotten. exclude_open: "
+            "only finished visits.",
+            sources={
+                "kaplan_meier": "revops.md §2.8 'Censor open deals'; lifelines KaplanMeierFitter",
+                "exclude_open": "CRM stage-duration reports over exited deals (HubSpot hs_v2_latest_time_in_{stage}, revops.md §3.2)",
+            },
+        ),
+        Policy(
+            "revisits",
+            "sum",
+            ("sum", "span"),
+            doc="When a deal enters a stage more than once: the sum of its visits, or first entry to last exit.",
+            sources={
+                "sum": "HubSpot hs_v2_cumulative_time_in_{stage} (revops.md §3.2)",
+                "span": "revops.md §2.8 'counting first entry and last exit'",
+            },
+        ),
+        Policy(
+            "stall_percentile",
+            "p75",
+            ("p75", "p90"),
+            doc="An open deal is stalled when its time in its current stage exceeds this "
+            "percentile of won deals' time in that stage.",
+            sources={
+                "p75": "revops.md §2.8 stall detection: '> p75 … for won deals'",
+                "p90": "revops.md §2.8 '(or p90)'",
+            },
+        ),
+    ),
+)
+def time_in_stage(
+    tables: Mapping[str, ir.Table],
+    *,
+    scope: Scope,
+    censoring: str,
+    revisits: str,
+    stall_percentile: str,
+) -> ir.Table:
+    """Days deals spend in each stage (median, p75, p90) and the deals stalled there.
+
+    Grouped by the time the deal first entered the stage (``period``). Open deals still in
+    a stage are censored at ``as_of`` (else the latest timestamp in the data).
+    ``stall_threshold`` is the p75 (p90) of *finished* visits of won deals at that stage
+    (linear interpolation, over all periods); ``stalled`` counts open deals currently in the
+    stage for longer than that.
+
+    Output: [by, period,] stage, value (median days), p75, p90, deals, censored,
+    stall_threshold, stalled.
+    """
+    h = _history(tables, scope)
+    e = _entries(h)
+    if scope.as_of is not None:
+        e = e.mutate(ref_at=as_timestamp(scope.as_of))
+    end = e.exit_at.coalesce(e.ref_at)
+    e = e.mutate(__dur=_days(end, e.changed_at), __end=end, __done=e.exit_at.notnull())
+    dims = [scope.by] if scope.by is not None else []
+    per = e.group_by(["opportunity_id", "stage", "status", *dims]).aggregate(
+        first_at=e.changed_at.min(),
+        __sum=e.__dur.sum(),
+        __span=_days(e.__end.max(), e.changed_at.min()),
+        __exited=e.__done.all(),
+    )
+    d = per.mutate(
+        dur=per.__sum if revisits == "sum" else per.__span,
+        event=per.__exited.cast(dt.int64),
+    )
+    if censoring == "exclude_open":
+        d = d.filter(d.event == 1)
+    won = d.filter((d.status == "won") & (d.event == 1))
+    q = 0.75 if stall_percentile == "p75" else 0.9
+    thr = won.group_by([*dims, "stage"]).aggregate(stall_threshold=won.dur.quantile(q))
+    d = scoped(d, "first_at", _unbounded(scope), table_name="stage_history")
+    keys = [*group_keys(scope), "stage"]
+    km = _km_quantiles(d, keys, {"value": 0.5, "p75": 0.75, "p90": 0.9})
+    counts = d.group_by(keys).aggregate(
+        deals=d.count(), censored=(d.event == 0).sum().cast(dt.int64)
+    )
+    out = _attach(counts, km, keys)
+    out = _attach(out, thr, [*dims, "stage"])
+    cur = d.filter((d.status == "open") & (d.event == 0))
+    cur = _attach(cur, thr, [*dims, "stage"])
+    stalled = cur.group_by(keys).aggregate(
+        stalled=(cur.dur > cur.stall_threshold).sum().cast(dt.int64)
+    )
+    out = _attach(out, stalled, keys)
+    out = out.mutate(stalled=out.stalled.coalesce(0))
+    cols = ["value", "p75", "p90", "deals", "censored", "stall_threshold", "stalled"]
+    return out.select(*keys, *cols).order_by(keys)
+
+
+# ---------------------------------------------------------------- slippage
+
+
+@metric(
+    "slippage",
+    family="pipeline",
+    tables=("stage_history", "opportunities"),
+    policies=(
+        Policy(
+            "push",
+            "later_period",
+            ("later_period", "later_date"),
+            doc="What counts as a push: a new close date in a later ``push_period`` than the "
+            "previous one, or any later date.",
+            sources={
+                "later_period": "revops.md §2.8 '\"Pushed\" = the new close date falls in a later period'",
+                "later_date": "Salesforce OpportunityHistory CloseDate > PrevCloseDate (revops.md §3.1)",
+            },
+        ),
+        Policy(
+            "push_period",
+            "quarter",
+            ("month", "quarter"),
+            doc="The forecast period a push is measured against (and ``pushed_out``).",
+            sources={
+                "quarter": "Salesforce and HubSpot quarterly forecasts (revops.md §3.1, §3.2)",
+                "month": "monthly forecast cadence",
+            },
+        ),
+    ),
+)
+def slippage(
+    tables: Mapping[str, ir.Table], *, scope: Scope, push: str, push_period: str
+) -> ir.Table:
+    """Close-date pushes per deal, from the close-date history.
+
+    Each change of ``close_date`` in stage_history is compared with the previous known
+    close date of the deal. Deals are grouped by their first known close date
+    (``period``); ``pushed_out`` deals have their last known close date (as of
+    ``as_of``) in a later ``push_period`` than the first.
+
+    Output: [by, period,] value (pushes per deal), deals, pushes, pulls, slipped_deals
+    (≥ 1 push), repeat_slipped_deals (≥ 2), repeat_slip_share (of slipped deals; the
+    "60% slip again" claim of revops.md §2.8 to measure), pushed_out_deals,
+    pushed_out_share.
+    """
+    h = _history(tables, scope)
+    h = h.filter(h.close_date.notnull())
+    w = ibis.window(group_by="opportunity_id", order_by="changed_at")
+    prev = h.close_date.lag().over(w)
+    h = h.mutate(__prev=prev)
+    if push == "later_date":
+        pushed = h.close_date > h.__prev
+        pulled = h.close_date < h.__prev
+    else:
+        now = period_start(h.close_date, push_period)
+        before = period_start(h.__prev, push_period)
+        pushed = now > before
+        pulled = now < before
+    h = h.mutate(
+        __push=pushed.coalesce(False).cast(dt.int64),
+        __pull=pulled.coalesce(False).cast(dt.int64),
+        __first=ibis.row_number().over(w),
+        __last=ibis.row_number().over(
+            ibis.window(group_by="opportunity_id", order_by=ibis.desc("changed_at"))
+        ),
+    )
+    dims = [scope.by] if scope.by is not None else []
+    deal = h.group_by(["opportunity_id", *dims]).aggregate(
+        pushes=h.__push.sum(),
+        pulls=h.__pull.sum(),
+        first_close=h.close_date.max(where=h.__first == 0),
+        last_close=h.close_date.max(where=h.__last == 0),
+    )
+    deal = deal.mutate(
+        __out=period_start(deal.last_close, push_period)
+        > period_start(deal.first_close, push_period)
+    )
+    deal = scoped(deal, "first_close", _unbounded(scope), table_name="stage_history")
+    keys = group_keys(scope)
+    out = _agg(
+        deal,
+        keys,
+        deals=deal.count(),
+        pushes=deal.pushes.sum().cast(dt.int64),
+        pulls=deal.pulls.sum().cast(dt.int64),
+        slipped_deals=(deal.pushes >= 1).sum().cast(dt.int64),
+        repeat_slipped_deals=(deal.pushes >= 2).sum().cast(dt.int64),
+        pushed_out_deals=deal.__out.sum().cast(dt.int64),
+    )
+    out = out.mutate(
+        value=_rate(out.pushes, out.deals),
+        repeat_slip_share=_rate(out.repeat_slipped_deals, out.slipped_deals),
+        pushed_out_share=_rate(out.pushed_out_deals, out.deals),
+    )
+    cols = ["value", "deals", "pushes", "pulls", "slipped_deals", "repeat_slipped_deals"]
+    return _finish(out, keys, [*cols, "repeat_slip_share", "pushed_out_deals", "pushed_out_share"])
+
+
+# ---------------------------------------------------------------- pipeline waterfall
+
+
+def _as_datetime(value: Any) -> _dt.datetime:
+    if isinstance(value, _dt.datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day)
+    return _dt.datetime.fromisoformat(str(value)).replace(tzinfo=None)
+
+
+def _step(t: _dt.datetime, period: str) -> _dt.datetime:
+    if period == "day":
+        return t + _dt.timedelta(days=1)
+    if period == "week":
+        return t + _dt.timedelta(days=7)
+    months = {"month": 1, "quarter": 3, "year": 12}[period]
+    m = t.month - 1 + months
+    year, month = t.year + m // 12, m % 12 + 1
+    day = min(t.day, calendar.monthrange(year, month)[1])
+    return t.replace(year=year, month=month, day=day)
+
+
+def _boundaries(scope: Scope) -> list[_dt.datetime]:
+    if scope.start is None or scope.end is None:
+        raise ConfigError(
+            "pipeline_waterfall needs a window: pass start and end "
+            "(CLI: --start 2024-01-01 --end 2024-04-01)."
+        )
+    start, end = _as_datetime(scope.start), _as_datetime(scope.end)
+    if scope.as_of is not None:
+        end = min(end, _as_datetime(scope.as_of))
+    if end <= start:
+        raise ConfigError(
+            f"pipeline_waterfall: the window [{start}, {end}) is empty (end and as_of must "
+            "come after start)."
+        )
+    out = [start]
+    while out[-1] < end:
+        out.append(min(_step(out[-1], scope.period or "month"), end))
+    return out
+
+
+@metric(
+    "pipeline_waterfall",
+    family="pipeline",
+    tables=("stage_history", "opportunities"),
+    policies=(
+        Policy(
+            "close_window",
+            "scope",
+            ("scope", "any"),
+            doc="scope: the pipeline is the open deals whose close date (as known at each "
+            "boundary) lies in [start, end), so close-date moves across its edges are pulled "
+            "in / pushed. any: every open deal, whatever its close date (no pushes).",
+            sources={
+                "scope": "the quarter bridge of revops.md §2.8 (github.com/boomii/bdw/issues/277)",
+                "any": "Salesforce 'open pipeline' historical trending without a close-date filter (revops.md §3.1)",
+            },
+        ),
+    ),
+)
+def pipeline_waterfall(
+    tables: Mapping[str, ir.Table], *, scope: Scope, close_window: str
+) -> ir.Table:
+    """Pipeline bridge per period: start + new + pulled_in − pushed − won − lost + changed = end.
+
+    Each boundary (``start``, then every ``period``, default month, until ``end`` or
+    ``as_of``) is rebuilt from stage_history: a deal's amount and close date are those of
+    its row in force at that instant, never today's values; it is open if it had not
+    closed by then. A deal enters the pipeline with its first stage-history row.
+    Between two boundaries each deal moves once: ``new`` (its first row falls in the
+    period), ``pulled_in`` (existed, close date moved into the window), ``pushed`` (still
+    open, close date moved out), ``won``/``lost`` (at its amount at the start), and
+    ``changed`` (amount changes of deals in at both ends). A deal created and closed
+    within one period never shows. ``check`` is the identity's residual (0).
+
+    Output: [by,] period (start of the period), period_end, start, new, pulled_in, pushed,
+    won, lost, changed, end, check, deals_start, deals_end, end_without_amount.
+    """
+    bounds = _boundaries(scope)
+    win_start, win_end = _as_datetime(scope.start), _as_datetime(scope.end)
+    bt = ibis.memtable(
+        {"bidx": list(range(len(bounds))), "b": bounds},
+        schema={"bidx": "int64", "b": "timestamp"},
+    )
+    h = _history(tables, scope)
+    dims = [scope.by] if scope.by is not None else []
+    first = h.group_by("opportunity_id").aggregate(first_at=h.changed_at.min())
+    s = h.inner_join(bt, h.changed_at <= bt.b)
+    s = s.mutate(
+        __rn=ibis.row_number().over(
+            group_by=[s.opportunity_id, s.bidx], order_by=ibis.desc(s.changed_at)
+        )
+    )
+    s = s.filter(s.__rn == 0)
+    open_at = s.closed_at.isnull() | (s.closed_at > s.b)
+    if close_window == "scope":
+        inside = (s.close_date >= as_timestamp(win_start)) & (s.close_date < as_timestamp(win_end))
+        open_at = open_at & inside.coalesce(False)
+    s = s.select(
+        "opportunity_id",
+        *dims,
+        "bidx",
+        "status",
+        "closed_at",
+        inn=open_at,
+        amt=s.amount.coalesce(0.0),
+        no_amt=s.amount.isnull(),
+    )
+    ends = s.filter(s.bidx >= 1).mutate(idx=s.bidx - 1)
+    starts = s.select(__oid=s.opportunity_id, __idx=s.bidx, in_s=s.inn, amt_s=s.amt)
+    m = ends.left_join(starts, (ends.opportunity_id == starts.__oid) & (ends.idx == starts.__idx))
+    m = m.left_join(first, "opportunity_id")
+    m = m.drop(*[c for c in m.columns if c.endswith("_right")])
+    iv = ibis.memtable(
+        {
+            "idx": list(range(len(bounds) - 1)),
+            "b_from": bounds[:-1],
+            "b_to": bounds[1:],
+        },
+        schema={"idx": "int64", "b_from": "timestamp", "b_to": "timestamp"},
+    )
+    m = m.inner_join(iv, "idx")
+    in_s = m.in_s.coalesce(False)
+    in_e = m.inn
+    amt_s = m.amt_s.coalesce(0.0)
+    closed = m.closed_at.notnull() & (m.closed_at <= m.b_to)
+    zero = ibis.literal(0.0)
+    m = m.mutate(
+        __start=ibis.ifelse(in_s, amt_s, zero),
+        __end=ibis.ifelse(in_e, m.amt, zero),
+        __new=ibis.ifelse(~in_s & in_e & (m.first_at > m.b_from), m.amt, zero),
+        __pulled=ibis.ifelse(~in_s & in_e & (m.first_at <= m.b_from), m.amt, zero),
+        __pushed=ibis.ifelse(in_s & ~in_e & ~closed, amt_s, zero),
+        __won=ibis.ifelse(in_s & ~in_e & closed & (m.status == "won"), amt_s, zero),
+        __lost=ibis.ifelse(in_s & ~in_e & closed & (m.status != "won"), amt_s, zero),
+        __changed=ibis.ifelse(in_s & in_e, m.amt - amt_s, zero),
+    )
+    agg = m.group_by(["idx", *dims]).aggregate(
+        start=m.__start.sum(),
+        new=m.__new.sum(),
+        pulled_in=m.__pulled.sum(),
+        pushed=m.__pushed.sum(),
+        won=m.__won.sum(),
+        lost=m.__lost.sum(),
+        changed=m.__changed.sum(),
+        end=m.__end.sum(),
+        deals_start=in_s.sum().cast(dt.int64),
+        deals_end=in_e.sum().cast(dt.int64),
+        end_without_amount=(in_e & m.no_amt).sum().cast(dt.int64),
+    )
+    spine = iv
+    if dims:
+        spine = iv.cross_join(s.select(*dims).distinct())
+    out = _attach(spine, agg, ["idx", *dims])
+    figures = ["start", "new", "pulled_in", "pushed", "won", "lost", "changed", "end"]
+    counts = ["deals_start", "deals_end", "end_without_amount"]
+    out = out.mutate(
+        **{c: out[c].coalesce(0.0) for c in figures}, **{c: out[c].coalesce(0) for c in counts}
+    )
+    out = out.mutate(
+        period=out.b_from.date(),
+        period_end=out.b_to.date(),
+        check=out.start
+        + out.new
+        + out.pulled_in
+        - out.pushed
+        - out.won
+        - out.lost
+        + out.changed
+        - out.end,
+    )
+    keys = [*dims, "period"]
+    return out.select(*keys, "period_end", *figures, "check", *counts).order_by(keys)
