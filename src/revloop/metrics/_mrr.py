@@ -432,6 +432,8 @@ def aggregate_ledger(ledger: ir.Table, scope: Scope, *, by: ir.Table | None = No
     """Totals of the customer ledger per ``[by,] period`` (or one row for the whole window).
 
     Output: [by, period,] ``start_mrr`` (of the first month), ``new`` … ``fx`` (sums),
+    ``new_churn`` (MRR of customers new and churned inside one month, part of new/
+    reactivation and churn), ``react_churn`` (the part of it that was reactivation),
     ``end_mrr`` (of the last month), ``customers_start``, ``customers_end``,
     ``new_customers``, ``churned_customers`` (active at a month's start, gone at its end),
     ``new_churned_customers``, ``reactivated_customers``, ``unknown_interval``,
@@ -454,6 +456,8 @@ def aggregate_ledger(ledger: ir.Table, scope: Scope, *, by: ir.Table | None = No
         start_mrr=led.start_mrr.sum(),
         end_mrr=led.end_mrr.sum(),
         **{m: led[m].sum() for m in MOVEMENTS},
+        new_churn=led.new_churn.sum(),
+        react_churn=ibis.ifelse(led.end_mrr <= _EPS, led.reactivation, 0.0).sum(),
         customers_start=(led.start_mrr > _EPS).sum(),
         customers_end=(led.end_mrr > _EPS).sum(),
         new_customers=(led.new > _EPS).sum(),
@@ -475,6 +479,8 @@ def aggregate_ledger(ledger: ir.Table, scope: Scope, *, by: ir.Table | None = No
     agg = g.aggregate(
         start_mrr=monthly.start_mrr.argmin(monthly.idx),
         **{m: monthly[m].sum() for m in MOVEMENTS},
+        new_churn=monthly.new_churn.sum(),
+        react_churn=monthly.react_churn.sum(),
         end_mrr=monthly.end_mrr.argmax(monthly.idx),
         customers_start=monthly.customers_start.argmin(monthly.idx),
         customers_end=monthly.customers_end.argmax(monthly.idx),
@@ -488,7 +494,7 @@ def aggregate_ledger(ledger: ir.Table, scope: Scope, *, by: ir.Table | None = No
         months=monthly.count(),
     )
     nul = ibis.null(dt.float64)
-    money = ("start_mrr", "end_mrr", *MOVEMENTS)
+    money = ("start_mrr", "end_mrr", "new_churn", "react_churn", *MOVEMENTS)
     agg = agg.mutate(**{c: ibis.ifelse(agg.unknown, nul, agg[c]) for c in money})
     total = (
         agg.start_mrr

@@ -308,12 +308,23 @@ def mrr_churn_rate(
 ) -> ir.Table:
     """Gross or net MRR churn rate per period (FX impact is not churn).
 
+    MRR of customers new and churned inside one month is left out unless
+    ``same_period_new_churn=count_both``, which adds it to numerator and denominator.
     Output: [by, period,] value (the chosen variant), gross, net, start_mrr.
     """
     t = _totals(tables, scope, policy, rate=True)
-    lost = t.churn + t.contraction
-    won_back = t.expansion + (t.reactivation if reactivation == "include" else 0.0)
-    t = t.mutate(gross=_ratio(lost, t.start_mrr), net=_ratio(lost - won_back, t.start_mrr))
+    if policy["same_period_new_churn"] == "count_both":
+        # Stripe: in the numerator and the denominator
+        lost = t.churn + t.contraction
+        base = t.start_mrr + t.new_churn
+        back = t.reactivation
+    else:
+        # customers new and churned inside a month are not churn of the starting MRR
+        lost = t.churn - t.new_churn + t.contraction
+        base = t.start_mrr
+        back = t.reactivation - t.react_churn
+    won_back = t.expansion + (back if reactivation == "include" else 0.0)
+    t = t.mutate(gross=_ratio(lost, base), net=_ratio(lost - won_back, base))
     t = t.mutate(value=t.gross if variant == "gross" else t.net)
     return _front(t, scope, ["value", "gross", "net", "start_mrr"])
 
