@@ -311,6 +311,11 @@ def _lead_base(
             in_win = after & (rj.occurred_at < rj._created + ibis.interval(days=window_days))
             aggs["attempts_in_window"] = in_win.cast("int64").sum()
             aggs["contact_in_window"] = (in_win & two_way).any()
+            call = in_win & (rj.kind == "call")
+            aggs["calls_in_window"] = call.cast("int64").sum()
+            aggs["connected_calls_in_window"] = (
+                (call & (rj.outcome == "connected")).cast("int64").sum()
+            )
         per_lead = rj.group_by("lead_id").aggregate(**aggs)
         base = base.left_join(per_lead, "lead_id").drop("lead_id_right")
     else:
@@ -319,6 +324,8 @@ def _lead_base(
             early=ibis.null("boolean"),
             attempts_in_window=ibis.null("int64"),
             contact_in_window=ibis.null("boolean"),
+            calls_in_window=ibis.null("int64"),
+            connected_calls_in_window=ibis.null("int64"),
         )
 
     if opp is not None:
@@ -348,6 +355,8 @@ def _lead_base(
             mature=end <= base._horizon,
             attempts_in_window=base.attempts_in_window.fill_null(0),
             contact_in_window=base.contact_in_window.fill_null(False),
+            calls_in_window=base.calls_in_window.fill_null(0),
+            connected_calls_in_window=base.connected_calls_in_window.fill_null(0),
             converted_in_window=base.conv_at.notnull() & (base.conv_at < end),
         )
     return base.drop("_stop", "stop_sec", "created_sec")
@@ -705,6 +714,7 @@ def lead_contact_rate(
     Output: [by, period,] ``value`` (contacted ÷ leads), ``leads`` (mature leads
     counted), ``contacted``, ``attempts_per_lead`` (rep-initiated touches in the window
     ÷ leads), ``never_attempted_share`` (leads without any attempt in the window),
+    ``pickup_rate`` (connected calls ÷ rep-initiated calls in the window; null without calls),
     ``immature_leads`` (created less than ``window_days`` before the horizon, left
     out), ``contacted_before_created`` (left out).
 
@@ -724,6 +734,8 @@ def lead_contact_rate(
         "contacted": (m & hit).cast("int64").sum(),
         "attempts": ok.attempts_in_window.sum(where=m),
         "never": (m & (ok.attempts_in_window == 0)).cast("int64").sum(),
+        "calls": ok.calls_in_window.sum(where=m),
+        "connected_calls": ok.connected_calls_in_window.sum(where=m),
         "immature_leads": (~m).cast("int64").sum(),
     }
     out = _with_excluded(ok, base, keys, aggs)
@@ -736,6 +748,11 @@ def lead_contact_rate(
         value=out.contacted.fill_null(0) / denom,
         attempts_per_lead=out.attempts.fill_null(0) / denom,
         never_attempted_share=out.never.fill_null(0) / denom,
+        pickup_rate=ibis.ifelse(
+            out.calls.fill_null(0) > 0,
+            out.connected_calls.cast("float64") / out.calls.cast("float64"),
+            ibis.null("float64"),
+        ),
     )
     cols = [
         "value",
@@ -743,6 +760,7 @@ def lead_contact_rate(
         "contacted",
         "attempts_per_lead",
         "never_attempted_share",
+        "pickup_rate",
         "immature_leads",
         "contacted_before_created",
     ]
