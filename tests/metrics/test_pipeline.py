@@ -291,3 +291,23 @@ def test_runs_grouped_by_segment_and_month(con, name):
     got = con.execute(metrics.compute(name, tables, **scope, **_NEEDS.get(name, {})).table)
     assert list(got.columns[:2]) == ["segment", "period"]
     assert "value" in got.columns or "end" in got.columns
+
+
+def test_qualified_stage_needs_stage_history():
+    message = (
+        "qualified_stage='Proposal' needs the stage_history table to know which deals reached "
+        "it. Add stage_history.csv to the folder, or leave qualified_stage unset."
+    )
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        metrics.compute("win_rate", _tables(), qualified_stage="Proposal")
+
+
+def test_qualified_stage_must_be_a_listed_stage():
+    message = "qualified_stage='Won' is not one of stages=['Discovery', 'Demo']."
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        metrics.compute(
+            "pipeline_velocity",
+            _with_history(),
+            qualified_stage="Won",
+            stages=["Discovery", "Demo"],
+        )

@@ -66,6 +66,44 @@ _PERCENTILE = Policy(
 )
 
 
+def _stages_check(value: Any) -> str | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list | tuple)
+        or not value
+        or not all(isinstance(v, str) for v in value)
+    ):
+        return 'expected the open stages in funnel order, e.g. --param stages=\'["Discovery", "Demo", "Proposal"]\''
+    if len(set(value)) != len(value):
+        return "a stage is listed twice"
+    return None
+
+
+_STAGES = Policy(
+    "stages",
+    None,
+    doc="The open stages in funnel order (closed stages are read from the deal's status). "
+    "None infers the order: stages sorted by the mean rank of their first entry within a deal.",
+    sources={
+        "stages": "Salesforce OpportunityStage sort order; HubSpot pipeline display_order (revops.md §3.1, §5.2)"
+    },
+    check=_stages_check,
+)
+
+
+_QUALIFIED = Policy(
+    "qualified_stage",
+    None,
+    doc="Count only qualified deals: those that reached this stage (or a later one in "
+    "``stages`` order) in stage_history, or were won. None: every opportunity is qualified.",
+    sources={
+        "qualified_stage": "revops.md §2.4 'qualified win rate (from the stage where reps qualify)', "
+        "§2.6 'count only qualified opportunities', §2.7 'required coverage = 1 ÷ win rate of qualified pipeline'"
+    },
+)
+
+
 def _positive_number(value: Any) -> str | None:
     if value is None:
         return None
@@ -103,6 +141,37 @@ def _deals(tables: Mapping[str, ir.Table], scope: Scope, reporting_currency: str
         key="opportunity_id",
     )
     return opp.mutate(amt=opp.amount_reporting).drop("__fx_at", "amount_reporting")
+
+
+def _qualified(
+    opp: ir.Table,
+    tables: Mapping[str, ir.Table],
+    scope: Scope,
+    qualified_stage: str | None,
+    stages: Sequence[str] | None,
+) -> ir.Table:
+    """``opp`` limited to qualified deals: won, or reached ``qualified_stage`` (or later)."""
+    if qualified_stage is None:
+        return opp
+    if "stage_history" not in tables:
+        raise ConfigError(
+            f"qualified_stage={qualified_stage!r} needs the stage_history table to know which "
+            "deals reached it. Add stage_history.csv to the folder, or leave qualified_stage unset."
+        )
+    if stages is not None and qualified_stage not in stages:
+        raise ConfigError(
+            f"qualified_stage={qualified_stage!r} is not one of stages={list(stages)}. "
+            "Pass a stage of that list."
+        )
+    h = _history(tables, scope)
+    pos = _positions(_entries(h), stages)
+    hp = h.inner_join(pos, "stage")
+    q = pos.filter(pos.stage == qualified_stage).select(__qpos=pos.position)
+    hp = hp.cross_join(q)
+    reached = hp.filter(hp.position >= hp.__qpos).select(__qid=hp.opportunity_id).distinct()
+    marked = opp.left_join(reached, opp.opportunity_id == reached.__qid)
+    marked = marked.filter(marked.__qid.notnull() | (marked.status == "won"))
+    return marked.drop("__qid")
 
 
 def _agg(t: ir.Table, keys: list[str], **aggs: Any) -> ir.Table:
@@ -236,7 +305,7 @@ def average_deal_size(
     "win_rate",
     family="pipeline",
     tables=("opportunities",),
-    optional_tables=("fx_rates",),
+    optional_tables=("fx_rates", "stage_history"),
     policies=(
         _BASIS,
         Policy(
@@ -252,6 +321,8 @@ def average_deal_size(
                 "cohort": "funnelcast.com 'compute win rates the way epidemiologists compute case fatality' (revops.md §2.4)",
             },
         ),
+        _QUALIFIED,
+        _STAGES,
         Policy(
             "window_days",
             None,
@@ -270,16 +341,19 @@ def win_rate(
     basis: str,
     variant: str,
     window_days: float | None,
+    qualified_stage: str | None,
+    stages: Sequence[str] | None,
     reporting_currency: str,
 ) -> ir.Table:
     """Share of deals (or of money) won.
 
     Output: [by, period,] value, won, lost, won_amount, lost_amount, won_without_amount,
-    lost_without_amount; the cohort variant adds ``created`` and ``open`` (created in the
+    lost_without_amount (of qualified deals when ``qualified_stage`` is set); the cohort variant adds ``created`` and ``open`` (created in the
     cohort, not won or lost in the window). With ``basis="amount"`` deals without an amount
     are left out of the ratio and counted in the ``*_without_amount`` columns.
     """
     opp = _deals(tables, scope, reporting_currency)
+    opp = _qualified(opp, tables, scope, qualified_stage, stages)
     keys = group_keys(scope)
     if variant == "period":
         closed = _won_lost(opp, scope)
@@ -364,7 +438,7 @@ def _log_mean(a: ir.FloatingValue, b: ir.FloatingValue) -> ir.FloatingValue:
     "pipeline_velocity",
     family="pipeline",
     tables=("opportunities",),
-    optional_tables=("fx_rates",),
+    optional_tables=("fx_rates", "stage_history"),
     policies=(
         _BASIS,
         Policy(
@@ -387,6 +461,8 @@ def _log_mean(a: ir.FloatingValue, b: ir.FloatingValue) -> ir.FloatingValue:
                 "month": "'Monthly velocity = ×30' (revops.md §2.6)",
             },
         ),
+        _QUALIFIED,
+        _STAGES,
         _CURRENCY,
     ),
 )
@@ -397,6 +473,8 @@ def pipeline_velocity(
     basis: str,
     cycle_statistic: str,
     per: str,
+    qualified_stage: str | None,
+    stages: Sequence[str] | None,
     reporting_currency: str,
 ) -> ir.Table:
     """Expected revenue throughput: opportunities × win rate × deal size ÷ cycle days.
@@ -414,6 +492,7 @@ def pipeline_velocity(
     contrib_deal_size, contrib_cycle.
     """
     opp = _deals(tables, scope, reporting_currency)
+    opp = _qualified(opp, tables, scope, qualified_stage, stages)
     keys = group_keys(scope)
     created = scoped(opp, "created_at", scope, table_name="opportunities")
     n = _agg(created, keys, opportunities=created.count())
@@ -483,7 +562,7 @@ def _unbounded(scope: Scope) -> Scope:
     "pipeline_coverage",
     family="pipeline",
     tables=("opportunities",),
-    optional_tables=("fx_rates",),
+    optional_tables=("fx_rates", "stage_history"),
     policies=(
         Policy(
             "target",
@@ -493,6 +572,8 @@ def _unbounded(scope: Scope) -> Scope:
             check=_positive_number,
         ),
         _BASIS,
+        _QUALIFIED,
+        _STAGES,
         _CURRENCY,
     ),
     benchmarks=(
@@ -510,6 +591,8 @@ def pipeline_coverage(
     scope: Scope,
     target: float | None,
     basis: str,
+    qualified_stage: str | None,
+    stages: Sequence[str] | None,
     reporting_currency: str,
 ) -> ir.Table:
     """Open pipeline with its expected close date in the period, ÷ the target.
@@ -528,6 +611,7 @@ def pipeline_coverage(
             "(CLI: --param target=500000)."
         )
     opp = _deals(tables, scope, reporting_currency)
+    opp = _qualified(opp, tables, scope, qualified_stage, stages)
     keys = group_keys(scope)
     open_ = scoped(
         opp.filter(opp.status == "open"),
@@ -559,32 +643,6 @@ def pipeline_coverage(
 
 
 # ---------------------------------------------------------------- stage history
-
-
-def _stages_check(value: Any) -> str | None:
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list | tuple)
-        or not value
-        or not all(isinstance(v, str) for v in value)
-    ):
-        return 'expected the open stages in funnel order, e.g. --param stages=\'["Discovery", "Demo", "Proposal"]\''
-    if len(set(value)) != len(value):
-        return "a stage is listed twice"
-    return None
-
-
-_STAGES = Policy(
-    "stages",
-    None,
-    doc="The open stages in funnel order (closed stages are read from the deal's status). "
-    "None infers the order: stages sorted by the mean rank of their first entry within a deal.",
-    sources={
-        "stages": "Salesforce OpportunityStage sort order; HubSpot pipeline display_order (revops.md §3.1, §5.2)"
-    },
-    check=_stages_check,
-)
 
 
 def _history(tables: Mapping[str, ir.Table], scope: Scope) -> ir.Table:
