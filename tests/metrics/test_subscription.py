@@ -250,3 +250,17 @@ def test_every_subscription_metric_compiles_on_unbound_tables(name):
     assert "subscriptions" in sql
     assert "value" in result.table.columns
     assert set(result.policy) == {p.name for p in metrics.get_metric(name).policies}
+
+
+def test_ltv_is_null_without_churn_not_infinite(mcon):
+    rows = [_ROW, {**_ROW, "customer_id": "c2", "subscription_id": "s2"}]
+    got = _one(mcon, rows, "ltv", end="2024-09-01")
+    assert got.value.isna().all()
+    assert got.arpa.iloc[0] == pytest.approx(100.0)
+    assert got.churn_rate.iloc[0] == pytest.approx(0.0)
+
+
+def test_cohort_empirical_ltv_refuses_grouping(mcon):
+    t = {"subscriptions": mcon.create_table("l_subs", _subs([_ROW]), overwrite=True)}
+    with pytest.raises(ConfigError, match="cohort_empirical"):
+        metrics.compute("ltv", t, method="cohort_empirical", period="month")
