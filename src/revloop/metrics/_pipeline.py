@@ -277,9 +277,23 @@ def average_deal_size(
 ) -> ir.Table:
     """Average amount of deals won, by the day they were won.
 
-    Output: [by, period,] value (mean or median won amount in the reporting currency),
-    deals (won deals), won_amount (their total), won_without_amount (won deals with no
-    amount or no FX rate: not in value, counted here).
+    Parameters
+    ----------
+    tables
+        Canonical tables by name: opportunities (optional: fx_rates).
+    scope
+        Grouping (``by``, ``period``), window (``start``, ``end``) and ``as_of``.
+    statistic
+        Mean (the usual ASP/average deal size) or median of won amounts. Default 'mean'.
+    reporting_currency
+        ISO 4217 code amounts are converted to. Default 'USD'.
+
+    Returns
+    -------
+    ibis.Table
+        Unexecuted; columns [by, period,] value (mean or median won amount in the reporting
+        currency), deals (won deals), won_amount (their total), won_without_amount (won
+        deals with no amount or no FX rate: not in value, counted here).
     """
     opp = _deals(tables, scope, reporting_currency)
     won = opp.filter((opp.status == "won") & opp.closed_at.notnull())
@@ -347,10 +361,42 @@ def win_rate(
 ) -> ir.Table:
     """Share of deals (or of money) won.
 
-    Output: [by, period,] value, won, lost, won_amount, lost_amount, won_without_amount,
-    lost_without_amount (of qualified deals when ``qualified_stage`` is set); the cohort variant adds ``created`` and ``open`` (created in the
-    cohort, not won or lost in the window). With ``basis="amount"`` deals without an amount
-    are left out of the ratio and counted in the ``*_without_amount`` columns.
+    Parameters
+    ----------
+    tables
+        Canonical tables by name: opportunities (optional: fx_rates, stage_history).
+    scope
+        Grouping (``by``, ``period``), window (``start``, ``end``) and ``as_of``.
+    basis
+        Win rate over deals (won ÷ (won + lost)) or over money (won $ ÷ (won $ + lost $)).
+        Default 'count'.
+    variant
+        period: deals closed in the period, won ÷ (won + lost), open deals excluded. cohort:
+        deals created in the period, share won (within window_days of creation when given)
+        with still-open deals kept in the denominator, i.e. the cumulative incidence of a
+        win, which does not overstate young cohorts. Default 'period'.
+    qualified_stage
+        Count only qualified deals: those that reached this stage (or a later one in
+        ``stages`` order) in stage_history, or were won. None: every opportunity is
+        qualified. Default None.
+    stages
+        The open stages in funnel order (closed stages are read from the deal's status).
+        None infers the order: stages sorted by the mean rank of their first entry within a
+        deal. Default None.
+    window_days
+        cohort variant only: count a win only within this many days of creation; None counts
+        every win up to as_of. Default None.
+    reporting_currency
+        ISO 4217 code amounts are converted to. Default 'USD'.
+
+    Returns
+    -------
+    ibis.Table
+        Unexecuted; columns [by, period,] value, won, lost, won_amount, lost_amount,
+        won_without_amount, lost_without_amount (of qualified deals when ``qualified_stage``
+        is set); the cohort variant adds ``created`` and ``open`` (created in the cohort,
+        not won or lost in the window). With ``basis="amount"`` deals without an amount are
+        left out of the ratio and counted in the ``*_without_amount`` columns.
     """
     opp = _deals(tables, scope, reporting_currency)
     opp = _qualified(opp, tables, scope, qualified_stage, stages)
@@ -413,8 +459,24 @@ def sales_cycle(
 ) -> ir.Table:
     """Days from creation to close of won deals, by the day they were won.
 
-    Output: [by, period,] value (median or mean days), median, p75, p90, mean, deals.
-    Lost and open deals are not in it (revops.md §2.5).
+    Parameters
+    ----------
+    tables
+        Canonical tables by name: opportunities.
+    scope
+        Grouping (``by``, ``period``), window (``start``, ``end``) and ``as_of``.
+    statistic
+        Headline figure over won deals' days from creation to close. Default 'median'.
+    percentile
+        How a median or percentile is read off the data: interpolated between the two
+        nearest values, or the smallest observed value whose rank is at least q × n. Default
+        'linear'.
+
+    Returns
+    -------
+    ibis.Table
+        Unexecuted; columns [by, period,] value (median or mean days), median, p75, p90,
+        mean, deals. Lost and open deals are not in it (revops.md §2.5).
     """
     opp = _deals(tables, scope, "USD")
     won = _cycles(opp, scope)
@@ -487,9 +549,36 @@ def pipeline_velocity(
     ΔV = L(V₁, V₀) · [Δln N + Δln w + Δln s − Δln c], so they add up to ``change``
     exactly (null when a lever is zero or missing in either period).
 
-    Output: [by, period,] value, opportunities, win_rate, average_deal_size, cycle_days,
-    won_without_amount, change, contrib_opportunities, contrib_win_rate,
-    contrib_deal_size, contrib_cycle.
+    Parameters
+    ----------
+    tables
+        Canonical tables by name: opportunities (optional: fx_rates, stage_history).
+    scope
+        Grouping (``by``, ``period``), window (``start``, ``end``) and ``as_of``.
+    basis
+        Win rate over deals (won ÷ (won + lost)) or over money (won $ ÷ (won $ + lost $)).
+        Default 'count'.
+    cycle_statistic
+        Cycle length of the deals won in the period: median or mean days. Default 'median'.
+    per
+        Velocity in money per day, or per 30-day month (×30). Default 'day'.
+    qualified_stage
+        Count only qualified deals: those that reached this stage (or a later one in
+        ``stages`` order) in stage_history, or were won. None: every opportunity is
+        qualified. Default None.
+    stages
+        The open stages in funnel order (closed stages are read from the deal's status).
+        None infers the order: stages sorted by the mean rank of their first entry within a
+        deal. Default None.
+    reporting_currency
+        ISO 4217 code amounts are converted to. Default 'USD'.
+
+    Returns
+    -------
+    ibis.Table
+        Unexecuted; columns [by, period,] value, opportunities, win_rate, average_deal_size,
+        cycle_days, won_without_amount, change, contrib_opportunities, contrib_win_rate,
+        contrib_deal_size, contrib_cycle.
     """
     opp = _deals(tables, scope, reporting_currency)
     opp = _qualified(opp, tables, scope, qualified_stage, stages)
@@ -602,8 +691,35 @@ def pipeline_coverage(
     1 ÷ the win rate (``basis``) of every deal closed up to ``as_of`` (per ``by``): the
     coverage that, at that win rate, just meets the target (revops.md §2.7).
 
-    Output: [by, period,] value, open_pipeline, open_deals, open_without_amount, target,
-    win_rate, required_coverage, gap (value − required_coverage).
+    Parameters
+    ----------
+    tables
+        Canonical tables by name: opportunities (optional: fx_rates, stage_history).
+    scope
+        Grouping (``by``, ``period``), window (``start``, ``end``) and ``as_of``.
+    target
+        Quota or revenue target of each period (money, reporting currency). Required.
+        Default None.
+    basis
+        Win rate over deals (won ÷ (won + lost)) or over money (won $ ÷ (won $ + lost $)).
+        Default 'count'.
+    qualified_stage
+        Count only qualified deals: those that reached this stage (or a later one in
+        ``stages`` order) in stage_history, or were won. None: every opportunity is
+        qualified. Default None.
+    stages
+        The open stages in funnel order (closed stages are read from the deal's status).
+        None infers the order: stages sorted by the mean rank of their first entry within a
+        deal. Default None.
+    reporting_currency
+        ISO 4217 code amounts are converted to. Default 'USD'.
+
+    Returns
+    -------
+    ibis.Table
+        Unexecuted; columns [by, period,] value, open_pipeline, open_deals,
+        open_without_amount, target, win_rate, required_coverage, gap (value −
+        required_coverage).
     """
     if target is None:
         raise ConfigError(
@@ -740,7 +856,27 @@ def stage_conversion(
     time of their first stage-history row (``period``). A deal enters the funnel at its
     first stage: stages before it are not counted as skipped.
 
-    Output: [by, period,] stage, position, value, entered, advanced, skipped, regressed.
+    Parameters
+    ----------
+    tables
+        Canonical tables by name: stage_history, opportunities.
+    scope
+        Grouping (``by``, ``period``), window (``start``, ``end``) and ``as_of``.
+    skipped_stages
+        passed: a deal that jumps from stage k to k+2 (or is won from k) counts as having
+        entered and left every stage in between, counted in ``skipped``. strict: only stages
+        with a history row count, and advancing means a row at the very next stage (or a win
+        after the last). Default 'passed'.
+    stages
+        The open stages in funnel order (closed stages are read from the deal's status).
+        None infers the order: stages sorted by the mean rank of their first entry within a
+        deal. Default None.
+
+    Returns
+    -------
+    ibis.Table
+        Unexecuted; columns [by, period,] stage, position, value, entered, advanced,
+        skipped, regressed.
     """
     h = _history(tables, scope)
     e = _entries(h)
@@ -870,8 +1006,28 @@ def time_in_stage(
     (linear interpolation, over all periods); ``stalled`` counts open deals currently in the
     stage for longer than that.
 
-    Output: [by, period,] stage, value (median days), p75, p90, deals, censored,
-    stall_threshold, stalled.
+    Parameters
+    ----------
+    tables
+        Canonical tables by name: stage_history, opportunities.
+    scope
+        Grouping (``by``, ``period``), window (``start``, ``end``) and ``as_of``.
+    censoring
+        kaplan_meier: deals still in the stage count as censored at as_of (or the latest
+        time in the data), so long-stuck deals are not forgotten. exclude_open: only
+        finished visits. Default 'kaplan_meier'.
+    revisits
+        When a deal enters a stage more than once: the sum of its visits, or first entry to
+        last exit. Default 'sum'.
+    stall_percentile
+        An open deal is stalled when its time in its current stage exceeds this percentile
+        of won deals' time in that stage. Default 'p75'.
+
+    Returns
+    -------
+    ibis.Table
+        Unexecuted; columns [by, period,] stage, value (median days), p75, p90, deals,
+        censored, stall_threshold, stalled.
     """
     h = _history(tables, scope)
     e = _entries(h)
@@ -955,10 +1111,26 @@ def slippage(
     (``period``); ``pushed_out`` deals have their last known close date (as of
     ``as_of``) in a later ``push_period`` than the first.
 
-    Output: [by, period,] value (pushes per deal), deals, pushes, pulls, slipped_deals
-    (≥ 1 push), repeat_slipped_deals (≥ 2), repeat_slip_share (of slipped deals; the
-    "60% slip again" claim of revops.md §2.8 to measure), pushed_out_deals,
-    pushed_out_share.
+    Parameters
+    ----------
+    tables
+        Canonical tables by name: stage_history, opportunities.
+    scope
+        Grouping (``by``, ``period``), window (``start``, ``end``) and ``as_of``.
+    push
+        What counts as a push: a new close date in a later ``push_period`` than the previous
+        one, or any later date. Default 'later_period'.
+    push_period
+        The forecast period a push is measured against (and ``pushed_out``). Default
+        'quarter'.
+
+    Returns
+    -------
+    ibis.Table
+        Unexecuted; columns [by, period,] value (pushes per deal), deals, pushes, pulls,
+        slipped_deals (≥ 1 push), repeat_slipped_deals (≥ 2), repeat_slip_share (of slipped
+        deals; the "60% slip again" claim of revops.md §2.8 to measure), pushed_out_deals,
+        pushed_out_share.
     """
     h = _history(tables, scope)
     h = h.filter(h.close_date.notnull())
@@ -1090,8 +1262,23 @@ def pipeline_waterfall(
     ``changed`` (amount changes of deals in at both ends). A deal created and closed
     within one period never shows. ``check`` is the identity's residual (0).
 
-    Output: [by,] period (start of the period), period_end, start, new, pulled_in, pushed,
-    won, lost, changed, end, check, deals_start, deals_end, end_without_amount.
+    Parameters
+    ----------
+    tables
+        Canonical tables by name: stage_history, opportunities.
+    scope
+        Grouping (``by``, ``period``), window (``start``, ``end``) and ``as_of``.
+    close_window
+        scope: the pipeline is the open deals whose close date (as known at each boundary)
+        lies in [start, end), so close-date moves across its edges are pulled in / pushed.
+        any: every open deal, whatever its close date (no pushes). Default 'scope'.
+
+    Returns
+    -------
+    ibis.Table
+        Unexecuted; columns [by,] period (start of the period), period_end, start, new,
+        pulled_in, pushed, won, lost, changed, end, check, deals_start, deals_end,
+        end_without_amount.
     """
     bounds = _boundaries(scope)
     win_start, win_end = _as_datetime(scope.start), _as_datetime(scope.end)
