@@ -267,7 +267,7 @@ def test_business_minutes_match_brute_force(con, start, length, tz, country):
 
 
 def test_business_day_table_is_cumulative():
-    day, base, s1, e1, s2, e2, _ = _lead._day_rows("Mon-Fri 09:00-17:00", "UTC", None)
+    day, base, s1, e1, s2, e2, *_ = _lead._day_rows("Mon-Fri 09:00-17:00", "UTC", None)
     assert day[0] == dt.date(2000, 1, 1)
     # 2000-01-03 is a Monday: 8 h each weekday
     i = day.index(dt.date(2000, 1, 3))
@@ -371,3 +371,10 @@ def test_lead_metrics_run_end_to_end_on_the_cli(tmp_path):
     assert '"value": 7.0' in res.output
     assert '"clock": "business_hours"' in res.output
     assert revloop.__name__ == "revloop"
+
+
+def test_utc_offset_switches_at_the_dst_second():
+    # New York springs forward at 2024-03-10 07:00 UTC (02:00 EST → 03:00 EDT)
+    tz = zoneinfo.ZoneInfo("America/New_York")
+    assert _lead._offsets(dt.date(2024, 3, 10), tz) == (-5 * 3600, 7 * 3600, -4 * 3600)
+    assert _lead._offsets(dt.date(2024, 3, 11), tz) == (-4 * 3600, 86400, -4 * 3600)

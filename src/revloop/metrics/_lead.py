@@ -137,9 +137,25 @@ def _check_window(value: Any) -> str | None:
 
 
 @lru_cache(maxsize=16)
-def _day_rows(
-    calendar: str, timezone: str, country: str | None
-) -> tuple[list[_dt.date], list[int], list[int], list[int], list[int], list[int], list[int]]:
+def _offsets(day: _dt.date, tz: zoneinfo.ZoneInfo) -> tuple[int, int, int]:
+    """UTC offset of ``tz`` at the UTC midnight of ``day``, the second it changes, the new one."""
+    day0 = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.UTC)
+
+    def off(sec: int) -> int:
+        o = (day0 + _dt.timedelta(seconds=sec)).astimezone(tz).utcoffset()
+        return int(o.total_seconds()) if o is not None else 0
+
+    first, last = off(0), off(86400)
+    if first == last:
+        return first, 86400, first
+    lo, hi = 0, 86400  # off(lo) == first, off(hi) == last: bisect to the changing second
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if off(mid) == first else (lo, mid)
+    return first, hi, last
+
+
+def _day_rows(calendar: str, timezone: str, country: str | None) -> tuple[list[Any], ...]:
     """Rows of :func:`business_day_table` (cached: built once per calendar)."""
     days, open_s, close_s = parse_calendar(calendar)
     tz = zoneinfo.ZoneInfo(timezone)
@@ -165,7 +181,7 @@ def _day_rows(
                 )
                 s = cut
         d += _dt.timedelta(days=1)
-    out: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+    out: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
     base = 0
     d = first
     while d <= last:
@@ -176,14 +192,12 @@ def _day_rows(
                 f"UTC day {d}; use a working window shorter than 23 hours"
             )
         (s1, e1), (s2, e2) = [*ps, (0, 0), (0, 0)][:2]
-        noon = _dt.datetime(d.year, d.month, d.day, 12, tzinfo=utc).astimezone(tz)
-        offset = noon.utcoffset()
-        row = (d, base, s1, e1, s2, e2, int(offset.total_seconds()) if offset else 0)
+        row = (d, base, s1, e1, s2, e2, *_offsets(d, tz))
         for col, v in zip(out, row, strict=True):
             col.append(v)
         base += (e1 - s1) + (e2 - s2)
         d += _dt.timedelta(days=1)
-    return out  # type: ignore[return-value]
+    return out
 
 
 def business_day_table(calendar: str, timezone: str, country: str | None) -> ir.Table:
@@ -191,8 +205,9 @@ def business_day_table(calendar: str, timezone: str, country: str | None) -> ir.
 
     Output columns: ``day`` (UTC date), ``base`` (working seconds before that UTC
     midnight since 2000-01-01), ``s1, e1, s2, e2`` (the working pieces inside that UTC
-    day, in seconds after UTC midnight; ``0, 0`` when none), ``utc_offset`` (seconds of
-    ``timezone`` at 12:00 UTC that day). Holidays of ``country`` (the ``holidays``
+    day, in seconds after UTC midnight; ``0, 0`` when none), ``off0`` (UTC offset of
+    ``timezone`` in seconds at that UTC midnight), ``switch`` (the second of the day it
+    changes, 86400 when it does not) and ``off1`` (the offset from then on). Holidays of ``country`` (the ``holidays``
     package) are not working days. The table is built in Python once per calendar (a
     loop over calendar days, never over leads) and joined in the engine.
 
@@ -201,7 +216,7 @@ def business_day_table(calendar: str, timezone: str, country: str | None) -> ir.
     Salesforce Apex ``BusinessHours.diff`` (working time between two instants inside a
     BusinessHours record, holidays excluded); revops.md §2.1 ``BH(t0, t1)``.
     """
-    day, base, s1, e1, s2, e2, offset = _day_rows(calendar, timezone, country)
+    day, base, s1, e1, s2, e2, off0, switch, off1 = _day_rows(calendar, timezone, country)
     return ibis.memtable(
         {
             "day": day,
@@ -210,7 +225,9 @@ def business_day_table(calendar: str, timezone: str, country: str | None) -> ir.
             "e1": e1,
             "s2": s2,
             "e2": e2,
-            "utc_offset": offset,
+            "off0": off0,
+            "switch": switch,
+            "off1": off1,
         },
         schema={
             "day": "date",
@@ -219,7 +236,9 @@ def business_day_table(calendar: str, timezone: str, country: str | None) -> ir.
             "e1": "int64",
             "s2": "int64",
             "e2": "int64",
-            "utc_offset": "int64",
+            "off0": "int64",
+            "switch": "int64",
+            "off1": "int64",
         },
     )
 
@@ -244,11 +263,12 @@ def _with_clock(t: ir.Table, col: str, prefix: str, cal: ir.Table, *, business: 
     reading = (j.base + working) if business else j[col].epoch_seconds()
     extra: dict[str, Any] = {f"{prefix}_sec": reading.cast("float64")}
     if prefix == "created":
-        local_hours = (j[col].epoch_seconds() + j.utc_offset.fill_null(0)) // 3600
+        offset = ibis.ifelse(sod < j.switch, j.off0, j.off1).fill_null(0)
+        local_hours = (j[col].epoch_seconds() + offset) // 3600
         extra["hour_of_week"] = ((local_hours + 72) % 168).cast("int64")
         inside = ((sod >= j.s1) & (sod < j.e1)) | ((sod >= j.s2) & (sod < j.e2))
         extra["in_hours"] = inside.fill_null(False)
-    return j.mutate(**extra).drop("base", "s1", "e1", "s2", "e2", "utc_offset")
+    return j.mutate(**extra).drop("base", "s1", "e1", "s2", "e2", "off0", "switch", "off1")
 
 
 # --------------------------------------------------------------------------- lead base
