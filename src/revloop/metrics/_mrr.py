@@ -228,6 +228,36 @@ def _calendar(rows: ir.Table, scope: Scope) -> tuple[ir.Table, ir.IntegerScalar]
     return cal, bounds.lo
 
 
+def _with_rate(
+    table: ir.Table, fx_rates: ir.Table | None, at: str, reporting_currency: str
+) -> ir.Table:
+    """``table`` plus ``amount_reporting``: the rate of its currency on the day of ``at``.
+
+    Rates are looked up once per distinct (currency, day), then joined back on equality,
+    so a long ledger never meets the rate table in an inequality join.
+    """
+    cur = table.currency.upper().fill_null(reporting_currency.upper())
+    day = table[at].date()
+    keyed = table.mutate(__cur=cur, __day=day)
+    pairs = keyed.select("__cur", "__day").distinct()
+    pairs = pairs.mutate(
+        currency=pairs["__cur"],
+        __at=pairs["__day"].cast(dt.timestamp),
+        __pk=ibis.row_number(),
+        one=ibis.literal(1.0),
+    )
+    rated = to_reporting_currency(
+        pairs, fx_rates, amount="one", at="__at", reporting_currency=reporting_currency, key="__pk"
+    )
+    rated = rated.select(
+        __cur2=rated["__cur"], __day2=rated["__day"], amount_reporting=rated.amount_reporting
+    )
+    out = keyed.left_join(
+        rated, [keyed["__cur"] == rated["__cur2"], keyed["__day"] == rated["__day2"]]
+    )
+    return out.drop("__cur", "__day", "__cur2", "__day2")
+
+
 def customer_ledger(
     tables: Mapping[str, ir.Table],
     *,
@@ -283,14 +313,7 @@ def customer_ledger(
         rm_key=rm.row_id * 1_000_000 + rm.idx,
         one=ibis.literal(1.0),
     )
-    rm = to_reporting_currency(
-        rm,
-        tables.get("fx_rates"),
-        amount="one",
-        at="fx_at",
-        reporting_currency=reporting_currency,
-        key="rm_key",
-    )
+    rm = _with_rate(rm, tables.get("fx_rates"), "fx_at", reporting_currency)
     w_row = ibis.window(group_by=rm.row_id, order_by=rm.idx)
     rate = rm.amount_reporting
     prev_rate = rate.lag().over(w_row)
@@ -308,14 +331,7 @@ def customer_ledger(
     # rows that start and end inside one month: never active at a month's end
     fl = rows.filter((rows.end_idx == rows.start_idx) & (rows.eff_end > rows.starts_at))
     fl = fl.mutate(one=ibis.literal(1.0))
-    fl = to_reporting_currency(
-        fl,
-        tables.get("fx_rates"),
-        amount="one",
-        at="starts_at",
-        reporting_currency=reporting_currency,
-        key="row_id",
-    )
+    fl = _with_rate(fl, tables.get("fx_rates"), "starts_at", reporting_currency)
     fl = fl.group_by(["customer_id", fl.start_idx.name("idx")]).aggregate(
         flicker=(fl.mrr_local * fl.amount_reporting).sum(),
         fl_unknown=fl.unknown_interval.cast(dt.int64).sum(),
