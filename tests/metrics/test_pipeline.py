@@ -7,7 +7,7 @@ import re
 import ibis
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from revloop import metrics
@@ -89,8 +89,10 @@ _deal = st.tuples(
     deals=st.lists(_deal, min_size=1, max_size=12),
     basis=st.sampled_from(["count", "amount"]),
     variant=st.sampled_from(["period", "cohort"]),
+    estimator=st.sampled_from(["naive", "aalen_johansen"]),
 )
-def test_win_rate_stays_in_unit_interval(con, deals, basis, variant):
+def test_win_rate_stays_in_unit_interval(con, deals, basis, variant, estimator):
+    assume(not (basis == "amount" and estimator == "aalen_johansen"))
     t0 = pd.Timestamp("2024-01-01")
     df = pd.DataFrame(
         {
@@ -107,7 +109,14 @@ def test_win_rate_stays_in_unit_interval(con, deals, basis, variant):
     df["amount"] = df["amount"].astype("float64")
     tables = {"opportunities": con.create_table("opps", df, overwrite=True)}
     got = con.execute(
-        metrics.compute("win_rate", tables, period="month", basis=basis, variant=variant).table
+        metrics.compute(
+            "win_rate",
+            tables,
+            period="month",
+            basis=basis,
+            variant=variant,
+            estimator=estimator,
+        ).table
     )
     values = got["value"].dropna()
     assert ((values >= 0) & (values <= 1)).all()
@@ -310,4 +319,15 @@ def test_qualified_stage_must_be_a_listed_stage():
             _with_history(),
             qualified_stage="Won",
             stages=["Discovery", "Demo"],
+        )
+
+
+def test_aalen_johansen_needs_count_basis():
+    message = (
+        "win_rate: estimator='aalen_johansen' estimates a share of deals; use basis='count' "
+        "with it, or estimator='naive' with basis='amount'."
+    )
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        metrics.compute(
+            "win_rate", _tables(), variant="cohort", estimator="aalen_johansen", basis="amount"
         )

@@ -335,6 +335,19 @@ def average_deal_size(
                 "cohort": "funnelcast.com 'compute win rates the way epidemiologists compute case fatality' (revops.md §2.4)",
             },
         ),
+        Policy(
+            "estimator",
+            "naive",
+            ("naive", "aalen_johansen"),
+            doc="cohort variant only: naive = won ÷ created, a deal still open counts as not "
+            "won; aalen_johansen = the cumulative incidence of a win by window_days (or ever) "
+            "with lost as a competing event and deals still open at as_of censored at their "
+            "age, so a young cohort is not read as a bad one (count basis only).",
+            sources={
+                "naive": "created-date-filtered win-rate reports in Salesforce and HubSpot (revops.md §2.4)",
+                "aalen_johansen": "funnelcast.com and statmodeling.stat.columbia.edu 2019/10/08 (revops.md §2.4): survival / competing-risks win rate",
+            },
+        ),
         _QUALIFIED,
         _STAGES,
         Policy(
@@ -354,6 +367,7 @@ def win_rate(
     scope: Scope,
     basis: str,
     variant: str,
+    estimator: str,
     window_days: float | None,
     qualified_stage: str | None,
     stages: Sequence[str] | None,
@@ -407,7 +421,17 @@ def win_rate(
         out = out.mutate(value=_win_value(out, basis))
         cols = ["value", "won", "lost", "won_amount", "lost_amount"]
         return _finish(out, keys, [*cols, "won_without_amount", "lost_without_amount"])
+    if estimator == "aalen_johansen" and basis == "amount":
+        raise ConfigError(
+            "win_rate: estimator='aalen_johansen' estimates a share of deals; "
+            "use basis='count' with it, or estimator='naive' with basis='amount'."
+        )
+    ref = as_timestamp(scope.as_of) if scope.as_of is not None else None
     cohort = scoped(opp, "created_at", scope, table_name="opportunities")
+    if ref is None:
+        last = opp.created_at.max()
+        ref = ibis.greatest(last, opp.closed_at.max().coalesce(last))
+    aj = _aalen_johansen(cohort, keys, ref, window_days)
     in_window = cohort.closed_at.notnull()
     if window_days is not None:
         in_window = in_window & (_days(cohort.closed_at, cohort.created_at) <= float(window_days))
@@ -418,13 +442,58 @@ def win_rate(
     aggs["open"] = (cohort.status == "open").sum().cast(dt.int64)
     aggs["all_amount"] = cohort.amt.sum().coalesce(0.0)
     out = _agg(cohort, keys, **aggs)
-    if basis == "amount":
+    out = _attach(out, aj, keys)
+    if estimator == "aalen_johansen":
+        value = out.aj_won
+    elif basis == "amount":
         value = _rate(out.won_amount, out.all_amount)
     else:
         value = _rate(out.won, out.created)
-    out = out.mutate(value=value)
-    cols = ["value", "created", "won", "lost", "open", "won_amount", "lost_amount"]
+    out = out.mutate(value=value, censored=out.censored.coalesce(0))
+    cols = ["value", "created", "won", "lost", "open", "censored", "won_amount", "lost_amount"]
     return _finish(out, keys, [*cols, "won_without_amount", "lost_without_amount"])
+
+
+def _aalen_johansen(
+    cohort: ir.Table, keys: list[str], ref: ir.TimestampValue, window_days: float | None
+) -> ir.Table:
+    """Per ``keys``: ``aj_won``, the Aalen–Johansen cumulative incidence of a win by
+    ``window_days`` after creation (or by the latest age), lost a competing event; and
+    ``censored``, the deals still open at ``ref`` before reaching the window.
+    """
+    closed = cohort.closed_at.notnull()
+    age = _days(ref, cohort.created_at)
+    t = ibis.ifelse(closed, _days(cohort.closed_at, cohort.created_at), age)
+    ev = ibis.cases(
+        (closed & (cohort.status == "won"), 1), (closed & (cohort.status == "lost"), 2), else_=0
+    )
+    d = cohort.mutate(__t=t, __ev=ev)
+    if window_days is not None:
+        late = d.__t > float(window_days)
+        d = d.mutate(
+            __t=ibis.ifelse(late, float(window_days), d.__t), __ev=ibis.ifelse(late, 0, d.__ev)
+        )
+    cens = d.__ev == 0
+    if window_days is not None:
+        cens = cens & (d.__t < float(window_days))
+    d = d.mutate(__cens=cens)
+    g = d.group_by([*keys, "__t"]).aggregate(
+        d_won=(d.__ev == 1).sum(),
+        d_all=(d.__ev > 0).sum(),
+        total=d.count(),
+        cens=d.__cens.sum(),
+    )
+    gk = keys or None
+    desc = ibis.window(group_by=gk, order_by=ibis.desc(g.__t), rows=(None, 0))
+    g = g.mutate(at_risk=g.total.sum().over(desc))
+    asc = ibis.window(group_by=gk, order_by=g.__t, rows=(None, 0))
+    gone = g.d_all >= g.at_risk
+    log_f = ibis.ifelse(gone, 0.0, (1.0 - g.d_all.cast(dt.float64) / g.at_risk).ln())
+    g = g.mutate(__zero=gone.cast(dt.int64).max().over(asc), __log=log_f.sum().over(asc))
+    g = g.mutate(__s=ibis.ifelse(g.__zero > 0, 0.0, g.__log.exp()))
+    g = g.mutate(__before=g.__s.lag().over(ibis.window(group_by=gk, order_by=g.__t)).coalesce(1.0))
+    inc = g.__before * g.d_won.cast(dt.float64) / g.at_risk
+    return _agg(g, keys, aj_won=inc.sum(), censored=g.cens.sum().cast(dt.int64))
 
 
 # ---------------------------------------------------------------- sales cycle
