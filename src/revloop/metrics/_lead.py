@@ -83,7 +83,7 @@ def parse_calendar(calendar: str) -> tuple[frozenset[int], int, int]:
     m = _CAL_RE.match(calendar) if isinstance(calendar, str) else None
     if m is None:
         raise ValueError(
-            f"calendar {calendar!r} is not 'Days HH:MM-HH:MM'; e.g. 'Mon-Fri 09:00-17:00' "
+            f"calendar {calendar!r}: not 'Days HH:MM-HH:MM'; e.g. 'Mon-Fri 09:00-17:00' "
             "or 'Mon-Thu,Sat 08:30-18:00'"
         )
     days: set[int] = set()
@@ -110,7 +110,7 @@ def _check_calendar(value: Any) -> str | None:
     try:
         parse_calendar(value)
     except ValueError as exc:
-        return str(exc)
+        return str(exc).split(": ", 1)[1]  # the policy error names the value already
     return None
 
 
@@ -549,11 +549,11 @@ def _km(base: ir.Table, keys: list[str]) -> ir.Table:
             "Chatpath 2017 (blog.chatpath.com/lead-response-time-study); small sample",
         ),
         Benchmark(
-            "average first response, secret-shopper tests [secondary]",
+            "average first response, secret-shopper tests (secondary source)",
             46 * 60 + 53,
             "minutes",
             "Forbes secret-shopper tests of 10,000+ companies, via "
-            "ad-dictions.co.za/turn-leads-into-business [secondary]",
+            "ad-dictions.co.za/turn-leads-into-business (secondary source)",
         ),
         Benchmark(
             "odds of qualifying when contacted within 1 hour vs an hour later", 7.0, "x", _HBR
@@ -704,18 +704,18 @@ def _with_excluded(
             "never contacted at all'",
         ),
         Benchmark(
-            "share of leads ever contacted, secret-shopper tests [secondary]",
+            "share of leads ever contacted, secret-shopper tests (secondary source)",
             0.27,
             "share",
             "Forbes secret-shopper tests of 10,000+ companies, via "
-            "ad-dictions.co.za/turn-leads-into-business [secondary]",
+            "ad-dictions.co.za/turn-leads-into-business (secondary source)",
         ),
         Benchmark(
-            "call attempts per lead, secret-shopper tests [secondary]",
+            "call attempts per lead, secret-shopper tests (secondary source)",
             1.3,
             "attempts",
             "Forbes secret-shopper tests, via ad-dictions.co.za/turn-leads-into-business "
-            "[secondary]",
+            "(secondary source)",
         ),
         Benchmark(
             "share of leads never called a second time",
