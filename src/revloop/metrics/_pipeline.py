@@ -1073,7 +1073,8 @@ def time_in_stage(
     a stage are censored at ``as_of`` (else the latest timestamp in the data).
     ``stall_threshold`` is the p75 (p90) of *finished* visits of won deals at that stage
     (linear interpolation, over all periods); ``stalled`` counts open deals currently in the
-    stage for longer than that.
+    stage for longer than that; ``past_close_date`` counts open deals currently in the stage
+    whose latest close date is already past (another stall rule of revops.md §2.8).
 
     Parameters
     ----------
@@ -1096,7 +1097,7 @@ def time_in_stage(
     -------
     ibis.Table
         Unexecuted; columns [by, period,] stage, value (median days), p75, p90, deals,
-        censored, stall_threshold, stalled.
+        censored, stall_threshold, stalled, past_close_date.
     """
     h = _history(tables, scope)
     e = _entries(h)
@@ -1110,6 +1111,7 @@ def time_in_stage(
         __sum=e.__dur.sum(),
         __span=_days(e.__end.max(), e.changed_at.min()),
         __exited=e.__done.all(),
+        __ref=e.ref_at.max(),
     )
     d = per.mutate(
         dur=per.__sum if revisits == "sum" else per.__span,
@@ -1130,12 +1132,25 @@ def time_in_stage(
     out = _attach(out, thr, [*dims, "stage"])
     cur = d.filter((d.status == "open") & (d.event == 0))
     cur = _attach(cur, thr, [*dims, "stage"])
+    latest = h.mutate(
+        __rn=ibis.row_number().over(
+            ibis.window(group_by="opportunity_id", order_by=ibis.desc("changed_at"))
+        )
+    )
+    latest = latest.filter(latest.__rn == 0).select(
+        __lid=latest.opportunity_id, __close=latest.close_date
+    )
+    cur = cur.left_join(latest, cur.opportunity_id == latest.__lid)
     stalled = cur.group_by(keys).aggregate(
-        stalled=(cur.dur > cur.stall_threshold).sum().cast(dt.int64)
+        stalled=(cur.dur > cur.stall_threshold).sum().cast(dt.int64),
+        past_close_date=(cur.__close < cur.__ref).sum().cast(dt.int64),
     )
     out = _attach(out, stalled, keys)
-    out = out.mutate(stalled=out.stalled.coalesce(0))
+    out = out.mutate(
+        stalled=out.stalled.coalesce(0), past_close_date=out.past_close_date.coalesce(0)
+    )
     cols = ["value", "p75", "p90", "deals", "censored", "stall_threshold", "stalled"]
+    cols.append("past_close_date")
     return out.select(*keys, *cols).order_by(keys)
 
 
