@@ -38,7 +38,7 @@ def test_single_figure_json(folder):
     assert doc["metric"] == "average_deal_size"
     assert doc["value"] == pytest.approx(15000.0)
     assert doc["policy"] == {"statistic": "mean", "reporting_currency": "USD"}
-    assert doc["stats"] == {"deals": 3, "won_amount": 45000.0}
+    assert doc["stats"] == {"deals": 3, "won_amount": 45000.0, "won_without_amount": 0}
 
 
 def test_grouped_rows_and_policy(folder, tmp_path):
@@ -91,7 +91,7 @@ def test_csv_and_window(folder):
     )
     assert r.exit_code == 0, r.output
     lines = r.output.strip().splitlines()
-    assert lines[0] == "value,deals,won_amount"
+    assert lines[0] == "value,deals,won_amount,won_without_amount"
     assert lines[1].startswith("5000.0,1,")
 
 
@@ -107,3 +107,26 @@ def test_errors_are_one_line_exit_1(folder):
     r = runner.invoke(app, ["metrics", str(folder), "-m", "average_deal_size", "--by", "region"])
     assert r.exit_code == 1
     assert "cannot group opportunities by 'region'" in r.output
+
+
+def test_several_rows_without_grouping_are_rows(tmp_path):
+    """A metric with one row per stage returns rows even without --by/--period."""
+    pd.DataFrame(
+        {
+            "opportunity_id": ["o1", "o1", "o2"],
+            "changed_at": ["2024-01-01", "2024-01-05", "2024-01-02"],
+            "stage": ["Discovery", "Demo", "Discovery"],
+        }
+    ).to_csv(tmp_path / "stage_history.csv", index=False)
+    pd.DataFrame(
+        {
+            "opportunity_id": ["o1", "o2"],
+            "created_at": ["2024-01-01", "2024-01-02"],
+            "status": ["open", "open"],
+        }
+    ).to_csv(tmp_path / "opportunities.csv", index=False)
+    r = runner.invoke(app, ["metrics", str(tmp_path), "-m", "stage_conversion", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert "rows" in doc
+    assert len(doc["rows"]) >= 2

@@ -394,14 +394,15 @@ class PeriodOpt(StrEnum):
 
 
 def metric_payload(result: Any, df: pd.DataFrame) -> dict[str, Any]:
-    """The JSON document of a metric: one figure as ``value``, grouped figures as ``rows``."""
+    """The JSON document of a metric: one figure as ``value``, several as ``rows``."""
     doc: dict[str, Any] = {
         "metric": result.metric,
         "policy": result.policy,
         "scope": result.scope.to_dict(),
     }
     records = json.loads(df.to_json(orient="records", date_format="iso"))
-    if result.grouped:
+    # several rows without --by/--period (one per stage, a survival curve) are rows too
+    if result.grouped or len(records) != 1:
         doc["rows"] = records
     else:
         row = records[0] if records else {}
