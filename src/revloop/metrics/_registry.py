@@ -261,8 +261,16 @@ def compute(
 
     Examples
     --------
-    >>> list_metrics("pipeline")  # doctest: +SKIP
-    ['average_deal_size', 'pipeline_coverage', ...]
+    >>> import ibis
+    >>> import revloop.metrics  # registers the metric families
+    >>> opp = ibis.memtable({"opportunity_id": ["o1", "o2"], "status": ["won", "won"],
+    ...                      "created_at": ["2024-01-01", "2024-01-02"],
+    ...                      "closed_at": ["2024-02-01", "2024-03-01"], "amount": [100.0, 300.0]})
+    >>> result = compute("average_deal_size", {"opportunities": opp}, statistic="median")
+    >>> result.policy
+    {'statistic': 'median', 'reporting_currency': 'USD'}
+    >>> sorted(result.table.columns)
+    ['deals', 'value', 'won_amount', 'won_without_amount']
     """
     definition = get_metric(name)
     missing = [t for t in definition.tables if t not in tables]
