@@ -38,6 +38,7 @@ import ibis.expr.types as ir
 
 from revloop.metrics._registry import Benchmark, Policy, Scope, metric
 from revloop.metrics._scope import as_timestamp, group_keys, scoped
+from revloop.metrics._survival import km_curve
 from revloop.schema import conform
 
 __all__ = [
@@ -495,21 +496,7 @@ def _km(base: ir.Table, keys: list[str]) -> ir.Table:
 
     Output: [keys,] minutes, at_risk, events, censored, survival (after ``minutes``).
     """
-    g = base.group_by([*keys, "elapsed_min"]).aggregate(
-        events=base.contacted.cast("int64").sum(),
-        censored=(~base.contacted).cast("int64").sum(),
-    )
-    w_all = ibis.window(group_by=keys) if keys else ibis.window()
-    w_cum = ibis.window(group_by=keys, order_by=g.elapsed_min, preceding=None, following=0)
-    total = (g.events + g.censored).sum().over(w_all)
-    before = (g.events + g.censored).sum().over(w_cum) - (g.events + g.censored)
-    g = g.mutate(at_risk=total - before)
-    factor = 1.0 - g.events.cast("float64") / g.at_risk.cast("float64")
-    w_cum2 = ibis.window(group_by=keys, order_by=g.elapsed_min, preceding=None, following=0)
-    zero = (factor <= 0.0).cast("int64").max().over(w_cum2)
-    log_s = ibis.greatest(factor, 1e-300).ln().sum().over(w_cum2)
-    g = g.mutate(survival=ibis.ifelse(zero > 0, 0.0, log_s.exp()))
-    g = g.rename(minutes="elapsed_min")
+    g = km_curve(base, keys, "elapsed_min", base.contacted).rename(minutes="elapsed_min")
     return g.select(*keys, "minutes", "at_risk", "events", "censored", "survival").order_by(
         [*keys, "minutes"]
     )

@@ -23,6 +23,7 @@ from revloop.attribution import to_reporting_currency
 from revloop.exceptions import ConfigError, SchemaError
 from revloop.metrics._registry import Benchmark, Policy, Scope, metric
 from revloop.metrics._scope import as_timestamp, group_keys, period_start, scoped
+from revloop.metrics._survival import km_curve
 from revloop.schema import conform
 
 __all__ = [
@@ -1004,18 +1005,9 @@ def _km_quantiles(d: ir.Table, keys: list[str], qs: Mapping[str, float]) -> ir.T
     A quantile q is the smallest time t with S(t) ≤ 1 − q (the lifelines convention);
     null when the curve never gets there (too many censored deals).
     """
-    g = d.group_by([*keys, "dur"]).aggregate(deaths=d.event.sum(), total=d.count())
-    desc = ibis.window(group_by=keys, order_by=ibis.desc(g.dur), rows=(None, 0))
-    g = g.mutate(at_risk=g.total.sum().over(desc))
-    asc = ibis.window(group_by=keys, order_by=g.dur, rows=(None, 0))
-    zero = (g.deaths >= g.at_risk).cast(dt.int64)
-    log_factor = ibis.ifelse(
-        g.deaths >= g.at_risk, 0.0, (1.0 - g.deaths.cast(dt.float64) / g.at_risk).ln()
-    )
-    g = g.mutate(__zero=zero.max().over(asc), __log=log_factor.sum().over(asc))
-    g = g.mutate(surv=ibis.ifelse(g.__zero > 0, 0.0, g.__log.exp()))
+    g = km_curve(d, keys, "dur", d.event == 1)
     return g.group_by(keys).aggregate(
-        **{name: g.dur.min(where=g.surv <= 1.0 - q + _EPS) for name, q in qs.items()}
+        **{name: g.dur.min(where=g.survival <= 1.0 - q + _EPS) for name, q in qs.items()}
     )
 
 
