@@ -9,8 +9,10 @@ as ``ibis.pyspark.connect(session)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import ibis
 import ibis.backends.duckdb  # the default engine: load it with revloop, not on first connect
@@ -21,9 +23,22 @@ from ibis.backends import BaseBackend
 
 from revloop.exceptions import EngineError
 
-__all__ = ["Backend", "connect", "execute", "explain", "to_pandas", "to_pyarrow", "to_sql"]
+if TYPE_CHECKING:
+    from revloop.metrics import MetricResult, Request
 
-Backend = BaseBackend
+__all__ = [
+    "Backend",
+    "MetricFrame",
+    "compute_metrics",
+    "connect",
+    "execute",
+    "explain",
+    "to_pandas",
+    "to_pyarrow",
+    "to_sql",
+]
+
+Backend: TypeAlias = BaseBackend
 
 
 def connect(url: str | Path | None = None, *, threads: int | None = None) -> BaseBackend:
@@ -125,3 +140,73 @@ def explain(expr: ir.Expr, con: BaseBackend | None = None) -> str:
     sql = to_sql(expr, "duckdb", pretty=False)
     rows = backend.raw_sql(f"EXPLAIN {sql}").fetchall()
     return "\n".join(str(r[1]) for r in rows)
+
+
+@dataclass(frozen=True, eq=False)
+class MetricFrame:
+    """A computed metric: its :class:`~revloop.metrics.MetricResult` and the executed rows."""
+
+    request: Request
+    result: MetricResult
+    frame: pd.DataFrame
+
+
+def compute_metrics(
+    con: BaseBackend,
+    tables: Mapping[str, ir.Table],
+    requests: Sequence[Request | str],
+    *,
+    on_done: Callable[[MetricFrame], None] | None = None,
+) -> list[MetricFrame]:
+    """Compute several metrics, building the tables they share only once.
+
+    Each distinct intermediate the requests declare (the MRR ledger of one set of
+    policies and one window, see :func:`revloop.metrics.shared_tables`) is
+    materialised in the backend once, read by every metric that needs it, and
+    released at the end. The figures are the same as computing each metric alone.
+
+    Parameters
+    ----------
+    con
+        The backend the tables live in.
+    tables
+        Canonical tables by name.
+    requests
+        :class:`revloop.metrics.Request` objects, or metric names (default policies).
+    on_done
+        Called with each result as it is computed (progress bars).
+    """
+    from revloop import metrics
+
+    reqs = [metrics.Request(r) if isinstance(r, str) else r for r in requests]
+    pending: dict[str, ir.Table] = {}
+    for r in reqs:
+        for key, expr in metrics.shared_tables(
+            r.name, tables, scope=r.scope, **dict(r.params)
+        ).items():
+            pending.setdefault(key, expr)
+    cached: dict[str, ir.Table] = {}
+    try:
+        for key, expr in pending.items():
+            cached[key] = expr.cache()
+        available = {**tables, **cached}
+        out: list[MetricFrame] = []
+        for r in reqs:
+            result = metrics.compute(
+                r.name,
+                available,
+                by=r.by,
+                period=r.period,
+                start=r.start,
+                end=r.end,
+                as_of=r.as_of,
+                **dict(r.params),
+            )
+            done = MetricFrame(request=r, result=result, frame=to_pandas(result.table, con))
+            out.append(done)
+            if on_done is not None:
+                on_done(done)
+        return out
+    finally:
+        for table in cached.values():
+            table.release()

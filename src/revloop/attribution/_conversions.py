@@ -34,15 +34,20 @@ def to_reporting_currency(
     currency: str = "currency",
     at: str = "occurred_at",
     reporting_currency: str = "USD",
-    key: str,
 ) -> ir.Table:
     """Add ``amount_reporting``: ``amount`` × the rate of ``currency`` on the day of ``at``.
 
     The rate is the latest ``fx_rates`` row (date, currency, rate_to_reporting)
-    dated at or before that day. Rows already in ``reporting_currency``, or
-    without a currency, keep their amount; rows whose currency has no rate get a
-    null, which :func:`revloop.schema.validate` and the report flag.
-    ``key`` must identify the rows of ``table`` uniquely.
+    dated at or before that day (ChartMogul converts transactions at the transaction
+    date; ``shared/reference/revops.md`` §1.8). Rows already in ``reporting_currency``,
+    or without a currency, keep their amount; rows whose currency has no rate by then
+    get a null, which :func:`revloop.schema.validate` and the report flag.
+
+    The lookup never joins the table to the rates on an inequality: the distinct
+    (currency, day) pairs are placed among the rate dates of their currency and take
+    the latest one (a running ``max`` over a sorted window, which every engine has),
+    and the table then meets those few pairs on equality. Rows are neither added nor
+    dropped.
     """
     cur = table[currency].upper()
     same = cur.isnull() | (cur == reporting_currency.upper())
@@ -51,18 +56,29 @@ def to_reporting_currency(
             amount_reporting=ibis.cases((same, table[amount]), else_=ibis.null(dt.float64))
         )
     fx = fx_rates.select(
-        fx_date=fx_rates.date.cast(dt.date),
-        fx_currency=fx_rates.currency.upper(),
+        c=fx_rates.currency.upper(),
+        d=fx_rates.date.cast(dt.date),
         rate=fx_rates.rate_to_reporting.cast(dt.float64),
     )
-    day = table[at].date()
-    cand = table.left_join(fx, [cur == fx.fx_currency, fx.fx_date <= day])
-    latest = ibis.window(group_by=cand[key], order_by=ibis.desc(cand.fx_date))
-    cand = cand.mutate(__rn=ibis.row_number().over(latest)).filter(lambda t: t.__rn == 0)
-    converted = ibis.cases((same, cand[amount]), else_=cand[amount] * cand.rate)
-    out = cand.mutate(amount_reporting=converted)
-    helpers = {"__rn", "fx_date", "fx_currency", "rate"}
-    return out.select(*[c for c in out.columns if c not in helpers])
+    fx = fx.group_by(["c", "d"]).aggregate(rate=fx.rate.max())
+    kept = [c for c in table.columns if c != "amount_reporting"]
+    keyed = table.select(*kept, __fx_cur=cur, __fx_day=table[at].date())
+    pairs = keyed.filter(~same & keyed.__fx_day.notnull())
+    pairs = pairs.select(c=pairs.__fx_cur, d=pairs.__fx_day).distinct()
+    probe = pairs.mutate(fx_d=ibis.null(dt.date), probe=ibis.literal(1))
+    known = fx.select("c", "d", fx_d=fx.d, probe=ibis.literal(0))
+    both = probe.union(known)
+    # rates dated the probe's own day sort first (probe 0 < 1), so they count
+    upto = ibis.window(group_by=both.c, order_by=[both.d, both.probe], rows=(None, 0))
+    both = both.mutate(fx_d=both.fx_d.max().over(upto))
+    found = both.filter(both.probe == 1).select("c", "d", "fx_d")
+    found = found.left_join(fx, [found.c == fx.c, found.fx_d == fx.d]).select(
+        __fx_c=found.c, __fx_d=found.d, __fx_rate=fx.rate
+    )
+    out = keyed.left_join(found, [keyed.__fx_cur == found.__fx_c, keyed.__fx_day == found.__fx_d])
+    converted = ibis.cases((same, out[amount]), else_=out[amount] * out.__fx_rate)
+    out = out.mutate(amount_reporting=converted)
+    return out.select(*kept, "amount_reporting")
 
 
 def conversions_from_crm(
@@ -132,9 +148,7 @@ def conversions_from_crm(
         for kind, deals, at in (("opportunity", o, "created_at"), ("won", won, "closed_at")):
             if kind not in kinds:
                 continue
-            c = to_reporting_currency(
-                deals, fx_rates, at=at, reporting_currency=reporting_currency, key="opportunity_id"
-            )
+            c = to_reporting_currency(deals, fx_rates, at=at, reporting_currency=reporting_currency)
             parts.append(
                 c.select(
                     conversion_id=ibis.literal(f"{kind}:") + c.opportunity_id,

@@ -11,22 +11,30 @@ from __future__ import annotations
 from revloop.metrics import _lead as _lead
 from revloop.metrics import _pipeline as _pipeline
 from revloop.metrics import _subscription as _subscription
+from revloop.metrics._panel import Panel as Panel
+from revloop.metrics._panel import panel as panel
 from revloop.metrics._registry import Benchmark as Benchmark
 from revloop.metrics._registry import MetricDef as MetricDef
 from revloop.metrics._registry import MetricResult as MetricResult
 from revloop.metrics._registry import Policy as Policy
+from revloop.metrics._registry import Request as Request
 from revloop.metrics._registry import Scope as Scope
 from revloop.metrics._registry import compute as compute
 from revloop.metrics._registry import get_metric as get_metric
 from revloop.metrics._registry import list_metrics as list_metrics
+from revloop.metrics._registry import shared_tables as shared_tables
 
 __all__ = [
     "Benchmark",
     "MetricDef",
     "MetricResult",
+    "Panel",
     "Policy",
+    "Request",
     "Scope",
     "compute",
     "get_metric",
     "list_metrics",
+    "panel",
+    "shared_tables",
 ]

@@ -39,8 +39,10 @@ __all__ = [
     "customer_attribute",
     "customer_ledger",
     "last_month",
+    "ledger_key",
     "month_index",
     "normalised_subscriptions",
+    "shared_ledger",
     "start_index",
 ]
 
@@ -122,6 +124,7 @@ LEDGER_POLICIES: tuple[Policy, ...] = (
     ),
     Policy("reporting_currency", "USD", doc="ISO 4217 code MRR is converted to."),
 )
+_LEDGER_NAMES = frozenset(p.name for p in LEDGER_POLICIES)
 
 
 def month_index(ts: ir.Value) -> ir.IntegerValue:
@@ -233,29 +236,11 @@ def _with_rate(
 ) -> ir.Table:
     """``table`` plus ``amount_reporting``: the rate of its currency on the day of ``at``.
 
-    Rates are looked up once per distinct (currency, day), then joined back on equality,
-    so a long ledger never meets the rate table in an inequality join.
+    ``table`` carries a ``one`` column (1.0), so the converted amount is the rate itself.
     """
-    cur = table.currency.upper().fill_null(reporting_currency.upper())
-    day = table[at].date()
-    keyed = table.mutate(__cur=cur, __day=day)
-    pairs = keyed.select("__cur", "__day").distinct()
-    pairs = pairs.mutate(
-        currency=pairs["__cur"],
-        __at=pairs["__day"].cast(dt.timestamp),
-        __pk=ibis.row_number(),
-        one=ibis.literal(1.0),
+    return to_reporting_currency(
+        table, fx_rates, amount="one", at=at, reporting_currency=reporting_currency
     )
-    rated = to_reporting_currency(
-        pairs, fx_rates, amount="one", at="__at", reporting_currency=reporting_currency, key="__pk"
-    )
-    rated = rated.select(
-        __cur2=rated["__cur"], __day2=rated["__day"], amount_reporting=rated.amount_reporting
-    )
-    out = keyed.left_join(
-        rated, [keyed["__cur"] == rated["__cur2"], keyed["__day"] == rated["__day2"]]
-    )
-    return out.drop("__cur", "__day", "__cur2", "__day2")
 
 
 def customer_ledger(
@@ -271,6 +256,10 @@ def customer_ledger(
     history: bool = False,
 ) -> ir.Table:
     """One row per customer and month with the MRR movements of that month.
+
+    When ``tables`` holds a materialised ledger under :func:`ledger_key` of the same
+    policies and window (a runner computing several metrics put it there), it is read
+    instead of rebuilt.
 
     With ``history`` the months before ``scope.start`` are kept (year-over-year metrics
     and trailing averages need them).
@@ -291,6 +280,57 @@ def customer_ledger(
     week intervals the later of ``starts_at`` and M's first day. The change of a continuing
     row's value caused by the rate alone goes to ``fx``, never to a movement.
     """
+    policy: dict[str, Any] = {
+        "churn_recognition": churn_recognition,
+        "same_period_new_churn": same_period_new_churn,
+        "discounts": discounts,
+        "trials": trials,
+        "reactivation_window": reactivation_window,
+        "reporting_currency": reporting_currency,
+    }
+    shared = tables.get(ledger_key(scope, policy))
+    out = _build_ledger(tables, scope=scope, **policy) if shared is None else shared
+    if scope.start is not None and not history:
+        idx, _ = _py_index(scope.start)
+        out = out.filter(out.idx >= idx)
+    return out
+
+
+def ledger_key(scope: Scope, policy: Mapping[str, Any]) -> str:
+    """The name a materialised ledger goes by: every input it depends on, spelled out.
+
+    The whole history is kept (``scope.start`` only filters), so the key holds the
+    window's end and ``as_of`` and the ledger policies, not the start.
+
+    >>> ledger_key(Scope(end="2025-01-01"), {"discounts": "apply", "trials": "exclude"})
+    'mrr_ledger(end=2025-01-01, as_of=None, discounts=apply, trials=exclude)'
+    """
+    parts = [f"end={scope.end}", f"as_of={scope.as_of}"]
+    parts += [f"{k}={policy[k]}" for k in sorted(policy) if k in _LEDGER_NAMES]
+    return f"mrr_ledger({', '.join(parts)})"
+
+
+def shared_ledger(
+    tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any
+) -> dict[str, ir.Table]:
+    """``{ledger_key: ledger}`` for a metric computed with these ledger policies."""
+    ledger_policy = {k: policy[k] for k in _LEDGER_NAMES}
+    whole = Scope(end=scope.end, as_of=scope.as_of)
+    return {ledger_key(scope, ledger_policy): _build_ledger(tables, scope=whole, **ledger_policy)}
+
+
+def _build_ledger(
+    tables: Mapping[str, ir.Table],
+    *,
+    scope: Scope,
+    churn_recognition: str,
+    same_period_new_churn: str,
+    discounts: str,
+    trials: str,
+    reactivation_window: int | None,
+    reporting_currency: str,
+) -> ir.Table:
+    """The whole ledger (every month, whatever ``scope.start``) of :func:`customer_ledger`."""
     del trials  # one choice: exclude (applied in normalised_subscriptions)
     rows = normalised_subscriptions(
         tables["subscriptions"],
@@ -414,7 +454,7 @@ def customer_ledger(
         + led.fx
     )
     led = led.mutate(reconciles=(total - led.end_mrr).abs() <= _EPS * (1.0 + led.end_mrr.abs()))
-    out = led.select(
+    return led.select(
         "customer_id",
         "idx",
         "month",
@@ -430,10 +470,6 @@ def customer_ledger(
         "unknown_interval",
         "reconciles",
     )
-    if scope.start is not None and not history:
-        idx, _ = _py_index(scope.start)
-        out = out.filter(out.idx >= idx)
-    return out
 
 
 MOVEMENTS = ("new", "expansion", "contraction", "churn", "reactivation", "fx")

@@ -139,7 +139,6 @@ def _deals(tables: Mapping[str, ir.Table], scope: Scope, reporting_currency: str
         tables.get("fx_rates"),
         at="__fx_at",
         reporting_currency=reporting_currency,
-        key="opportunity_id",
     )
     return opp.mutate(amt=opp.amount_reporting).drop("__fx_at", "amount_reporting")
 

@@ -35,7 +35,9 @@ __all__ = [
     "MetricResult",
     "Period",
     "Policy",
+    "Request",
     "Scope",
+    "SharedTables",
     "compute",
     "get_metric",
     "list_metrics",
@@ -137,6 +139,12 @@ class Scope:
 
 
 MetricFn: TypeAlias = Callable[..., ir.Table]
+SharedTables: TypeAlias = Callable[..., dict[str, ir.Table]]
+"""``fn(tables, *, scope, **policy) -> {key: expr}``: the intermediate tables a metric
+reads that other metrics build the same way (the MRR ledger). A runner that computes
+several metrics materialises each distinct key once and passes it in ``tables`` under
+that key; the metric then reads it instead of rebuilding it (see
+:func:`shared_tables`). Keys spell out everything the table depends on."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,7 @@ class MetricDef:
     doc: str
     benchmarks: tuple[Benchmark, ...] = ()
     optional_tables: tuple[str, ...] = ()
+    shared: SharedTables | None = None
 
     def policy(self, name: str) -> Policy:
         for p in self.policies:
@@ -188,6 +197,29 @@ class MetricResult:
         return self.scope.by is not None or self.scope.period is not None
 
 
+@dataclass(frozen=True)
+class Request:
+    """One metric to compute in a batch: its name, policies and scope.
+
+    The batch runner (``revloop.engine.compute_metrics``) builds the tables several
+    requests share once.
+    """
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    by: str | None = None
+    period: Period | None = None
+    start: DateLike | None = None
+    end: DateLike | None = None
+    as_of: DateLike | None = None
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(
+            by=self.by, period=self.period, start=self.start, end=self.end, as_of=self.as_of
+        )
+
+
 _REGISTRY: dict[str, MetricDef] = {}
 
 
@@ -199,6 +231,7 @@ def metric(
     policies: Sequence[Policy] = (),
     benchmarks: Sequence[Benchmark] = (),
     optional_tables: Sequence[str] = (),
+    shared: SharedTables | None = None,
 ) -> Callable[[MetricFn], MetricFn]:
     """Register a metric function under ``name`` (see the module docs for its signature)."""
 
@@ -214,6 +247,7 @@ def metric(
             doc=(fn.__doc__ or "").strip(),
             benchmarks=tuple(benchmarks),
             optional_tables=tuple(optional_tables),
+            shared=shared,
         )
         return fn
 
@@ -233,6 +267,26 @@ def get_metric(name: str) -> MetricDef:
 def list_metrics(family: Family | None = None) -> list[str]:
     """Names of the registered metrics, optionally of one family."""
     return sorted(k for k, v in _REGISTRY.items() if family is None or v.family == family)
+
+
+def shared_tables(
+    name: str,
+    tables: Mapping[str, ir.Table],
+    *,
+    scope: Scope,
+    **params: Any,
+) -> dict[str, ir.Table]:
+    """The intermediate tables metric ``name`` would build that others build alike.
+
+    ``{key: unexecuted table}``; empty for a metric that shares nothing. A runner
+    materialises each distinct key once (``revloop.engine.compute_metrics``) and adds
+    it to ``tables`` under its key before calling :func:`compute`.
+    """
+    definition = get_metric(name)
+    if definition.shared is None:
+        return {}
+    policy = definition.resolve(params)
+    return definition.shared(tables, scope=scope, **policy)
 
 
 def compute(

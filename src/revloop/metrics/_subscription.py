@@ -24,6 +24,7 @@ from revloop.metrics._mrr import (
     daily_churn,
     last_month,
     normalised_subscriptions,
+    shared_ledger,
     start_index,
 )
 from revloop.metrics._registry import Benchmark, Policy, Scope, metric
@@ -84,6 +85,7 @@ def _front(t: ir.Table, scope: Scope, cols: list[str]) -> ir.Table:
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
+    shared=shared_ledger,
     policies=LEDGER_POLICIES,
 )
 def mrr(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
@@ -102,6 +104,7 @@ def mrr(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Ta
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
+    shared=shared_ledger,
     policies=LEDGER_POLICIES,
 )
 def arr(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
@@ -139,6 +142,7 @@ _MOVEMENT_COLS = [
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
+    shared=shared_ledger,
     policies=LEDGER_POLICIES,
 )
 def mrr_movements(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
@@ -159,6 +163,7 @@ def mrr_movements(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
+    shared=shared_ledger,
     policies=LEDGER_POLICIES,
 )
 def net_new_mrr(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
@@ -186,11 +191,23 @@ def _reactivation(default: str, who: str) -> Policy:
     )
 
 
+def _churn_shared(
+    tables: Mapping[str, ir.Table], *, scope: Scope, convention: str, **policy: Any
+) -> dict[str, ir.Table]:
+    """The ledger customer_churn_rate reads (none for b2c_daily, which counts days)."""
+    if convention == "b2c_daily":
+        return {}
+    if convention == "profitwell":
+        policy = {**policy, "same_period_new_churn": "ignore"}
+    return shared_ledger(tables, scope=scope, **policy)
+
+
 @metric(
     "customer_churn_rate",
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
+    shared=_churn_shared,
     policies=(
         Policy(
             "convention",
@@ -277,6 +294,7 @@ def _b2c_daily(tables: Mapping[str, ir.Table], scope: Scope, policy: Mapping[str
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
+    shared=shared_ledger,
     policies=(
         Policy(
             "variant",
@@ -334,6 +352,7 @@ def mrr_churn_rate(
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
+    shared=shared_ledger,
     policies=(_reactivation("include", "the quick ratio's numerator"), *LEDGER_POLICIES),
 )
 def quick_ratio(
@@ -437,6 +456,7 @@ _VARIANT = Policy(
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
+    shared=shared_ledger,
     policies=(_VARIANT, _reactivation("exclude", "net revenue retention"), *LEDGER_POLICIES),
     benchmarks=(
         Benchmark(
@@ -475,6 +495,7 @@ def nrr(
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
+    shared=shared_ledger,
     policies=(_VARIANT, _reactivation("exclude", "gross revenue retention"), *LEDGER_POLICIES),
     benchmarks=(
         Benchmark(
@@ -506,6 +527,7 @@ def grr(
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
+    shared=shared_ledger,
     policies=LEDGER_POLICIES,
 )
 def arpa(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
@@ -523,6 +545,7 @@ def arpa(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.T
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
+    shared=shared_ledger,
     policies=LEDGER_POLICIES,
 )
 def asp(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
@@ -540,6 +563,7 @@ def asp(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Ta
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
+    shared=shared_ledger,
     policies=(
         Policy(
             "method",
@@ -622,6 +646,7 @@ def _ltv_cohort(led: ir.Table) -> ir.Table:
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
+    shared=shared_ledger,
     policies=(
         Policy(
             "basis",
