@@ -38,6 +38,7 @@ import ibis.expr.types as ir
 
 from revloop.metrics._registry import Benchmark, Policy, Scope, metric
 from revloop.metrics._scope import as_timestamp, group_keys, scoped
+from revloop.metrics._stats import quantile, ranked
 from revloop.metrics._survival import km_curve
 from revloop.schema import conform
 
@@ -455,34 +456,6 @@ _MIT = (
 )
 
 
-def _quantile(
-    x: ir.FloatingColumn,
-    rn: ir.IntegerColumn,
-    n: ir.IntegerColumn,
-    p: float,
-    method: str,
-    where: ir.BooleanValue,
-) -> ir.FloatingScalar:
-    """Quantile ``p`` of ``x`` as an aggregate, from each row's 0-based rank ``rn`` of ``n``."""
-    if method == "nearest_rank":
-        k = (n * p).ceil().cast("int64") - 1
-        return x.max(where=where & (rn == ibis.greatest(k, 0)))
-    h = (n - 1) * p
-    lo, hi = h.floor().cast("int64"), h.ceil().cast("int64")
-    x_lo = x.max(where=where & (rn == lo))
-    x_hi = x.max(where=where & (rn == hi))
-    return x_lo + (h.max(where=where) - lo.max(where=where)) * (x_hi - x_lo)
-
-
-def _ranked(base: ir.Table, keys: list[str], flag: str) -> ir.Table:
-    """``base`` with ``_rn`` (0-based rank of elapsed_min) and ``_n`` within keys and ``flag``."""
-    w = ibis.window(group_by=[*keys, base[flag]], order_by=base.elapsed_min)
-    return base.mutate(
-        _rn=ibis.row_number().over(w),
-        _n=base.count().over(ibis.window(group_by=[*keys, base[flag]])),
-    )
-
-
 def _join_keys(a: ir.Table, b: ir.Table, keys: list[str]) -> ir.Table:
     """Left join on ``keys`` (nulls match nulls); a cross join of one-row tables without keys."""
     if not keys:
@@ -585,12 +558,12 @@ def speed_to_lead(
     ok = base.filter(~base.early)
     if output == "km_curve":
         return _km(ok, keys)
-    r = _ranked(ok, keys, "contacted")
+    r = ranked(ok, keys, "elapsed_min", where=ok.contacted)
     c = r.contacted
     x = r.elapsed_min
     stats = {
-        "value": _quantile(x, r._rn, r._n, 0.5, percentile, c),
-        "p90": _quantile(x, r._rn, r._n, 0.9, percentile, c),
+        "value": quantile(r, "elapsed_min", 0.5, percentile),
+        "p90": quantile(r, "elapsed_min", 0.9, percentile),
         "mean": x.mean(where=c),
         "leads": r.count(),
         "contacted": c.cast("int64").sum(),

@@ -80,7 +80,10 @@ def panel(
     chosen = sorted(names) if names is not None else list_metrics()
     requests: list[Request] = []
     skipped: dict[str, str] = {}
-    window = {"start": start, "end": end, "as_of": as_of}
+
+    def req(name: str, kw: Mapping[str, Any], per: Period | None) -> Request:
+        return Request(name, kw, period=per, start=start, end=end, as_of=as_of)
+
     for name in chosen:
         definition = get_metric(name)
         missing = [t for t in definition.tables if t not in available]
@@ -97,9 +100,9 @@ def panel(
             if start is None or end is None:
                 skipped[name] = "needs a window (start and end)"
                 continue
-            requests.append(Request(name, kw, period=period, **window))
+            requests.append(req(name, kw, period))
             continue
-        requests.append(Request(name, kw, **window))
+        requests.append(req(name, kw, None))
         if name not in ROW_METRICS:
-            requests.append(Request(name, kw, period=period, **window))
+            requests.append(req(name, kw, period))
     return Panel(requests=tuple(requests), skipped=skipped)

@@ -23,6 +23,7 @@ from revloop.attribution import to_reporting_currency
 from revloop.exceptions import ConfigError, SchemaError
 from revloop.metrics._registry import Benchmark, Policy, Scope, metric
 from revloop.metrics._scope import as_timestamp, group_keys, period_start, scoped
+from revloop.metrics._stats import quantiles
 from revloop.metrics._survival import km_curve
 from revloop.schema import conform
 
@@ -201,25 +202,6 @@ def _spine(parts: Sequence[ir.Table], keys: list[str]) -> ir.Table:
 def _finish(t: ir.Table, keys: list[str], cols: Sequence[str]) -> ir.Table:
     t = t.select(*keys, *cols)
     return t.order_by(keys) if keys else t
-
-
-def _quantiles(
-    t: ir.Table, keys: list[str], col: str, qs: Mapping[str, float], method: str
-) -> ir.Table:
-    """Per ``keys``, the quantiles ``qs`` (name → q) of column ``col`` (nulls ignored)."""
-    if method == "linear":
-        return _agg(t, keys, **{name: t[col].quantile(q) for name, q in qs.items()})
-    r = t.filter(t[col].notnull())
-    gb = keys or None
-    r = r.mutate(
-        __rank=ibis.row_number().over(ibis.window(group_by=gb, order_by=r[col])) + 1,
-        __n=r[col].count().over(ibis.window(group_by=gb)),
-    )
-    aggs = {
-        name: r[col].min(where=r.__rank >= (r.__n.cast(dt.float64) * q - _EPS).ceil())
-        for name, q in qs.items()
-    }
-    return _agg(r, keys, **aggs)
 
 
 def _won_lost(opp: ir.Table, scope: Scope) -> ir.Table:
@@ -551,7 +533,7 @@ def sales_cycle(
     won = _cycles(opp, scope)
     keys = group_keys(scope)
     base = _agg(won, keys, deals=won.count(), mean=won.days.mean())
-    qs = _quantiles(won, keys, "days", {"median": 0.5, "p75": 0.75, "p90": 0.9}, percentile)
+    qs = quantiles(won, keys, "days", {"median": 0.5, "p75": 0.75, "p90": 0.9}, percentile)
     out = _attach(base, qs, keys)
     out = out.mutate(value=out.median if statistic == "median" else out["mean"])
     return _finish(out, keys, ["value", "median", "p75", "p90", "mean", "deals"])
@@ -659,7 +641,7 @@ def pipeline_velocity(
     wr = wr.mutate(win_rate=_win_value(wr, basis)).select(*keys, "win_rate", "won_without_amount")
     won = _cycles(opp, scope)
     size = _agg(won, keys, average_deal_size=won.amt.mean(), mean_days=won.days.mean())
-    med = _quantiles(won, keys, "days", {"median_days": 0.5}, "linear")
+    med = quantiles(won, keys, "days", {"median_days": 0.5}, "linear")
     out = _spine([n, wr, size], keys)
     for part in (n, wr, size, med):
         out = _attach(out, part, keys)

@@ -1,0 +1,84 @@
+"""Exact quantiles as plain aggregates over ranked rows (compute layer).
+
+Every engine ranks rows and takes a conditional ``max``; not every engine has an exact
+``quantile_cont`` (Spark's ``percentile_approx`` is approximate), so revloop computes
+quantiles the same way everywhere: rank the rows, then pick (and interpolate) by rank.
+
+Two definitions, the ``percentile`` policy of the lead and pipeline metrics
+(``shared/reference/revops.md`` §2):
+
+- ``linear``: ``h = (n − 1) · p``; ``x[⌊h⌋] + (h − ⌊h⌋) · (x[⌈h⌉] − x[⌊h⌋])`` on the
+  0-based sorted values (numpy's default, Excel ``PERCENTILE.INC``, DuckDB
+  ``quantile_cont``);
+- ``nearest_rank``: the value of 1-based rank ``⌈n · p⌉`` (Excel ``PERCENTILE.EXC``-free
+  textbook definition; what HubSpot and most BI tools show as "p90").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+__all__ = ["quantile", "quantiles", "ranked"]
+
+# guards ⌈n · p⌉ against binary fractions: 0.7 * 10 == 7.000000000000001
+_EPS = 1e-9
+
+
+def ranked(
+    t: ir.Table, keys: Sequence[str], col: str, *, where: ir.BooleanValue | None = None
+) -> ir.Table:
+    """``t`` with ``__q_ok`` (row counts), ``__q_rn`` (0-based rank of ``col``) and ``__q_n``.
+
+    Rows count when ``col`` is not null and ``where`` holds; ranks and counts are within
+    ``keys`` among counting rows (other rows keep their place but are never picked).
+    """
+    ok = t[col].notnull() if where is None else (where.fill_null(False) & t[col].notnull())
+    t = t.mutate(__q_ok=ok)
+    part = [*keys, "__q_ok"]
+    return t.mutate(
+        __q_rn=ibis.row_number().over(ibis.window(group_by=part, order_by=t[col])),
+        __q_n=t.count().over(ibis.window(group_by=part)),
+    )
+
+
+def quantile(r: ir.Table, col: str, p: float, method: str) -> ir.FloatingScalar:
+    """Quantile ``p`` of ``col`` as an aggregate over a table from :func:`ranked`."""
+    x = r[col].cast(dt.float64)
+    ok, rn, n = r.__q_ok, r.__q_rn, r.__q_n
+    if method == "nearest_rank":
+        k = ibis.greatest((n * p - _EPS).ceil().cast(dt.int64) - 1, 0)
+        return x.max(where=ok & (rn == k))
+    if method != "linear":
+        raise ValueError(f"percentile method {method!r}: use 'linear' or 'nearest_rank'")
+    h = (n - 1) * p
+    lo, hi = h.floor().cast(dt.int64), h.ceil().cast(dt.int64)
+    x_lo = x.max(where=ok & (rn == lo))
+    x_hi = x.max(where=ok & (rn == hi))
+    frac = (h - lo).max(where=ok)
+    return x_lo + frac * (x_hi - x_lo)
+
+
+def quantiles(
+    t: ir.Table,
+    keys: Sequence[str],
+    col: str,
+    qs: Mapping[str, float],
+    method: str,
+    *,
+    where: ir.BooleanValue | None = None,
+) -> ir.Table:
+    """Per ``keys``, the quantiles ``qs`` (output name → p) of ``col`` (nulls ignored).
+
+    >>> import revloop
+    >>> t = ibis.memtable({"g": ["a"] * 4 + ["b"], "x": [1.0, 2.0, 3.0, 10.0, 5.0]})
+    >>> q = quantiles(t, ["g"], "x", {"med": 0.5, "p90": 0.9}, "linear").order_by("g")
+    >>> revloop.connect().to_pandas(q).round(6).to_dict("list")  # a: h=1.5 → 2.5; h=2.7 → 3 + .7·7
+    {'g': ['a', 'b'], 'med': [2.5, 5.0], 'p90': [7.9, 5.0]}
+    """
+    r = ranked(t, keys, col, where=where)
+    aggs = {name: quantile(r, col, q, method) for name, q in qs.items()}
+    return r.group_by(list(keys)).aggregate(**aggs) if keys else r.aggregate(**aggs)
