@@ -28,7 +28,8 @@ def test_matches_numpy(xs, p):
     ]
     near = _CON.to_pandas(quantiles(t, [], "x", {"v": p}, "nearest_rank", where=t.keep)).v[0]
     if not kept:
-        assert np.isnan(got.lin) and np.isnan(near)
+        assert np.isnan(got.lin)
+        assert np.isnan(near)
         return
     assert got.lin == pytest.approx(np.quantile(kept, p, method="linear"))
     # nearest rank: 1-based rank ceil(n·p), computed here in exact rationals
