@@ -56,7 +56,7 @@ def to_reporting_currency(
             amount_reporting=ibis.cases((same, table[amount]), else_=ibis.null(dt.float64))
         )
     fx = fx_rates.select(
-        c=fx_rates.currency.upper(),
+        c=fx_rates.currency.cast(dt.string).upper(),
         d=fx_rates.date.cast(dt.date),
         rate=fx_rates.rate_to_reporting.cast(dt.float64),
     )

@@ -235,6 +235,16 @@ TABLES: dict[str, TableSpec] = {
                 ),
                 _C("forecast_category", "string", required=False),
                 _C("segment", "string", required=False),
+                _C(
+                    "probability",
+                    "float64",
+                    required=False,
+                    nonnegative=True,
+                    doc=(
+                        "the CRM's win probability for the stage, 0-1 (Salesforce "
+                        "Probability / 100; HubSpot stage metadata)"
+                    ),
+                ),
             ),
             unique=("opportunity_id",),
         ),
@@ -248,6 +258,16 @@ TABLES: dict[str, TableSpec] = {
                 _C("amount", "float64", required=False, nonnegative=True),
                 _C("close_date", "timestamp", required=False),
                 _C("forecast_category", "string", required=False),
+                _C(
+                    "probability",
+                    "float64",
+                    required=False,
+                    nonnegative=True,
+                    doc=(
+                        "the CRM's win probability for the stage, 0-1 (Salesforce "
+                        "Probability / 100; HubSpot stage metadata)"
+                    ),
+                ),
             ),
             unique=("opportunity_id", "changed_at"),
         ),

@@ -247,6 +247,17 @@ WIN: dict[str, Any] = {
     "negotiation_discount_share": 0.4,
     "close_date_optimism": [0.5, 1.0],
     "push_days_lognormal": {"median": 28.0, "sigma": 0.5},
+    # the CRM's configured stage probabilities (not the true win rates): HubSpot's default
+    # deal-stage probabilities 20/40/60/80 % in stage order (revops.md §3.2), as most teams
+    # leave them; closed stages 100 % / 0 %
+    "crm_probability": {
+        "Discovery": 0.2,
+        "Demo": 0.4,
+        "Proposal": 0.6,
+        "Negotiation": 0.8,
+        "Closed Won": 1.0,
+        "Closed Lost": 0.0,
+    },
     "forecast_category": {
         "Discovery": {"Pipeline": 1.0},
         "Demo": {"Pipeline": 0.9, "Best Case": 0.1},

@@ -346,6 +346,7 @@ def opportunity_tables(
     opp_ids = prefixed_ids("opp_", np.arange(1, n + 1, dtype=np.int64), 6)
     status = np.where(pipe.final_stage == WON, 1, np.where(pipe.final_stage == LOST, 2, 0))
     is_open = status == 0
+    crm = np.array([P.WIN["crm_probability"][s] for s in STAGE_NAMES], dtype=np.float64)
     opps = pa.table({
         "opportunity_id": opp_ids,
         "lead_id": lead_ids.take(pa.array(pipe.lead)),
@@ -360,6 +361,7 @@ def opportunity_tables(
         "close_date": window.timestamps(pipe.close_date),
         "forecast_category": take_strings(FORECAST, pipe.forecast),
         "segment": take_strings(P.SEGMENTS, leads.segment[pipe.lead]),
+        "probability": pa.array(crm[pipe.final_stage]),
     })  # fmt: skip
     hist = pa.table({
         "opportunity_id": opp_ids.take(pa.array(pipe.h_opp)),
@@ -368,6 +370,7 @@ def opportunity_tables(
         "amount": pa.array(pipe.h_amount),
         "close_date": window.timestamps(pipe.h_close),
         "forecast_category": take_strings(FORECAST, pipe.h_forecast),
+        "probability": pa.array(crm[pipe.h_stage]),
     })  # fmt: skip
     return opps, hist
 
