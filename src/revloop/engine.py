@@ -179,16 +179,15 @@ def compute_metrics(
     from revloop import metrics
 
     reqs = [metrics.Request(r) if isinstance(r, str) else r for r in requests]
-    pending: dict[str, ir.Table] = {}
+    pending: dict[str, Callable[[], ir.Table]] = {}
     for r in reqs:
-        for key, expr in metrics.shared_tables(
-            r.name, tables, scope=r.scope, **dict(r.params)
-        ).items():
-            pending.setdefault(key, expr)
+        shared = metrics.shared_tables(r.name, tables, scope=r.scope, **dict(r.params))
+        for key, build in shared.items():
+            pending.setdefault(key, build)
     cached: dict[str, ir.Table] = {}
     try:
-        for key, expr in pending.items():
-            cached[key] = expr.cache()
+        for key, build in pending.items():
+            cached[key] = build().cache()
         available = {**tables, **cached}
         out: list[MetricFrame] = []
         for r in reqs:

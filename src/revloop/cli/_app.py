@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -326,8 +327,9 @@ def demo(
 
     Generates the company (web events, leads, activities, deals with stage history,
     subscriptions, spend), stitches visitors to leads, builds touchpoints and the
-    lead / opportunity / won conversions, credits them with every rule-based model
-    and writes a self-contained report.html.
+    lead / opportunity / won conversions, credits them with every rule-based model,
+    computes every RevOps and subscription metric and writes a self-contained
+    report.html.
     """
     from revloop import report
     from revloop._pipeline import closed_loop
@@ -362,6 +364,17 @@ def demo(
             spend=tables["spend"],
             title="Acme RevOps (revloop demo company)",
         )
+
+        def tick(done: int, total: int, name: str) -> None:
+            progress.update(task, description=f"RevOps metrics: {name} ({done}/{total})")
+
+        progress.update(task, description="RevOps metrics")
+        # coverage needs a target: the demo assumes last year's monthly won revenue + 30%;
+        # the waterfall bridges the last 6 full months (both stated in the report)
+        revops = report.collect_revops(
+            con, company.tables(), target_growth=0.3, bridge_months=6, on_progress=tick
+        )
+        data = dataclasses.replace(data, sections=tuple(report.revops_sections(revops)))
         progress.update(task, description="writing report.html")
         path = report.write_html(data, out / "report.html")
         headline = attribution.summarize_many(

@@ -17,7 +17,7 @@ ChartMogul, "Data Table and MRR Movements" (help.chartmogul.com/hc/en-us/article
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ibis
@@ -312,11 +312,15 @@ def ledger_key(scope: Scope, policy: Mapping[str, Any]) -> str:
 
 def shared_ledger(
     tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any
-) -> dict[str, ir.Table]:
-    """``{ledger_key: ledger}`` for a metric computed with these ledger policies."""
+) -> dict[str, Callable[[], ir.Table]]:
+    """``{ledger_key: builder}`` for a metric computed with these ledger policies."""
     ledger_policy = {k: policy[k] for k in _LEDGER_NAMES}
     whole = Scope(end=scope.end, as_of=scope.as_of)
-    return {ledger_key(scope, ledger_policy): _build_ledger(tables, scope=whole, **ledger_policy)}
+
+    def build() -> ir.Table:
+        return _build_ledger(tables, scope=whole, **ledger_policy)
+
+    return {ledger_key(scope, ledger_policy): build}
 
 
 def _build_ledger(
@@ -438,8 +442,9 @@ def _build_ledger(
     led = led.mutate(
         new=ibis.ifelse(returning & ~react, arriving, 0.0),
         reactivation=ibis.ifelse(react, arriving, 0.0),
-        expansion=ibis.ifelse(cont & (diff > 0), diff, 0.0),
-        contraction=ibis.ifelse(cont & (diff < 0), -diff, 0.0),
+        # float leftovers of an FX-only month (1e-13) are no movement
+        expansion=ibis.ifelse(cont & (diff > _EPS), diff, 0.0),
+        contraction=ibis.ifelse(cont & (diff < -_EPS), -diff, 0.0),
         churn=ibis.ifelse(was & ~now, led.start_mrr, 0.0) + led.new_churn,
         fx=ibis.ifelse(cont, led.fx, 0.0),
         month=_index_date(led.idx),

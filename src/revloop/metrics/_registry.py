@@ -139,9 +139,10 @@ class Scope:
 
 
 MetricFn: TypeAlias = Callable[..., ir.Table]
-SharedTables: TypeAlias = Callable[..., dict[str, ir.Table]]
-"""``fn(tables, *, scope, **policy) -> {key: expr}``: the intermediate tables a metric
-reads that other metrics build the same way (the MRR ledger). A runner that computes
+SharedTables: TypeAlias = Callable[..., dict[str, Callable[[], ir.Table]]]
+"""``fn(tables, *, scope, **policy) -> {key: builder}``: the intermediate tables a metric
+reads that other metrics build the same way (the MRR ledger), each as its key (cheap)
+and a function that builds its expression (called once per key). A runner that computes
 several metrics materialises each distinct key once and passes it in ``tables`` under
 that key; the metric then reads it instead of rebuilding it (see
 :func:`shared_tables`). Keys spell out everything the table depends on."""
@@ -275,10 +276,11 @@ def shared_tables(
     *,
     scope: Scope,
     **params: Any,
-) -> dict[str, ir.Table]:
+) -> dict[str, Callable[[], ir.Table]]:
     """The intermediate tables metric ``name`` would build that others build alike.
 
-    ``{key: unexecuted table}``; empty for a metric that shares nothing. A runner
+    ``{key: builder of the unexecuted table}``; empty for a metric that shares nothing.
+    Keys are cheap to list; a builder runs only for a key not yet built. A runner
     materialises each distinct key once (``revloop.engine.compute_metrics``) and adds
     it to ``tables`` under its key before calling :func:`compute`.
     """

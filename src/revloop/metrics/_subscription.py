@@ -7,7 +7,7 @@ Definitions, vendor defaults and sources: ``shared/reference/revops.md`` §1 and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ibis
@@ -193,7 +193,7 @@ def _reactivation(default: str, who: str) -> Policy:
 
 def _churn_shared(
     tables: Mapping[str, ir.Table], *, scope: Scope, convention: str, **policy: Any
-) -> dict[str, ir.Table]:
+) -> dict[str, Callable[[], ir.Table]]:
     """The ledger customer_churn_rate reads (none for b2c_daily, which counts days)."""
     if convention == "b2c_daily":
         return {}

@@ -3,6 +3,8 @@
 :func:`collect` runs every query the report needs and keeps the small results in
 a :class:`ReportData`; :func:`render_html` turns it into one HTML document with
 Plotly inlined (it opens offline); :func:`write_html` writes it to a file.
+:func:`collect_revops` computes every RevOps and subscription metric and
+:func:`revops_sections` turns them into report sections (``ReportData.sections``).
 
 Examples
 --------
@@ -20,5 +22,17 @@ from revloop.report._collect import Section as Section
 from revloop.report._collect import collect as collect
 from revloop.report._render import render_html as render_html
 from revloop.report._render import write_html as write_html
+from revloop.report._revops import RevOpsData as RevOpsData
+from revloop.report._revops import collect_revops as collect_revops
+from revloop.report._revops import revops_sections as revops_sections
 
-__all__ = ["ReportData", "Section", "collect", "render_html", "write_html"]
+__all__ = [
+    "ReportData",
+    "RevOpsData",
+    "Section",
+    "collect",
+    "collect_revops",
+    "render_html",
+    "revops_sections",
+    "write_html",
+]
