@@ -31,7 +31,16 @@ from revloop.attribution import to_reporting_currency
 from revloop.exceptions import ConfigError, SchemaError
 from revloop.schema import conform
 
-__all__ = ["FEATURES", "LABELS", "PeriodName", "period_bounds", "snapshot_dates", "snapshots"]
+__all__ = [
+    "FEATURES",
+    "LABELS",
+    "PeriodName",
+    "period_bounds",
+    "snapshot_dates",
+    "snapshots",
+    "stage_moves",
+    "won_deals",
+]
 
 PeriodName: TypeAlias = Literal["month", "quarter", "year"]
 DateLike: TypeAlias = str | _dt.date | _dt.datetime
@@ -355,3 +364,56 @@ def _won_amounts(
         reporting_currency=reporting_currency,
     )
     return won.select("opportunity_id", amount_won=won.amount_reporting)
+
+
+def stage_moves(tables: Mapping[str, ir.Table]) -> ir.Table:
+    """Every move of a deal between stages, ending in ``won`` or ``lost``.
+
+    One row per move: ``opportunity_id``, ``from_stage``, ``to_stage``, ``moved_at``.
+    Moves between open stages come from consecutive runs of ``stage_history`` dated before
+    the deal closed; the last open stage then moves to ``won`` or ``lost`` at
+    ``closed_at`` (the deal's status decides, whatever the CRM named its closed stages).
+    Filtering ``moved_at <= t`` gives the moves known at ``t`` (the absorbing-chain
+    forecaster's input).
+    """
+    opp = conform(tables["opportunities"], "opportunities")
+    h = conform(tables["stage_history"], "stage_history")
+    o = opp.select(o_id=opp.opportunity_id, o_closed_at=opp.closed_at, o_status=opp.status)
+    h = h.join(o, h.opportunity_id == o.o_id)
+    h = h.filter(h.o_closed_at.isnull() | (h.changed_at < h.o_closed_at))
+    w = ibis.window(group_by=h.opportunity_id, order_by=[h.changed_at, h.stage])
+    h = h.mutate(__prev=h.stage.lag().over(w))
+    runs = h.filter(h.__prev.isnull() | (h.__prev != h.stage))
+    wr = ibis.window(group_by=runs.opportunity_id, order_by=[runs.changed_at, runs.stage])
+    runs = runs.mutate(to_next=runs.stage.lead().over(wr), next_at=runs.changed_at.lead().over(wr))
+    inner = runs.filter(runs.to_next.notnull()).select(
+        "opportunity_id",
+        from_stage=runs.stage,
+        to_stage=runs.to_next,
+        moved_at=runs.next_at,
+    )
+    last = runs.filter(
+        runs.to_next.isnull() & runs.o_status.isin(("won", "lost")) & runs.o_closed_at.notnull()
+    )
+    final = last.select(
+        "opportunity_id",
+        from_stage=last.stage,
+        to_stage=last.o_status,
+        moved_at=last.o_closed_at,
+    )
+    return inner.union(final)
+
+
+def won_deals(tables: Mapping[str, ir.Table], *, reporting_currency: str = "USD") -> ir.Table:
+    """Won deals with ``created_at``, ``closed_at`` and ``amount_won`` (reporting currency).
+
+    The period totals a forecast is scored against, and the history of deals created and
+    won within one period (the not-yet-created pipeline of a forecast).
+    """
+    opp = conform(tables["opportunities"], "opportunities")
+    won = opp.filter((opp.status == "won") & opp.closed_at.notnull())
+    amounts = _won_amounts(opp, tables, reporting_currency)
+    out = won.select("opportunity_id", "created_at", "closed_at", "segment").join(
+        amounts, "opportunity_id"
+    )
+    return out.select("opportunity_id", "created_at", "closed_at", "segment", "amount_won")
