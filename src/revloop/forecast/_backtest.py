@@ -170,7 +170,12 @@ def _history(
     amounts: list[F64] = []
     opens: list[int] = []
     conv: list[float] = []
-    dates = np.sort(snapshots["as_of"].unique()) if not snapshots.empty else np.array([])
+    usable = not snapshots.empty and "as_of" in snapshots.columns
+    dates = (
+        np.sort(snapshots["as_of"].unique().astype("datetime64[ns]"))
+        if usable
+        else np.array([], dtype="datetime64[ns]")
+    )
     for k in range(1, lookback + 1):
         q = p - k
         qs, qe = q.start_time, (q + 1).start_time
@@ -190,7 +195,7 @@ def _history(
             conv.append(float(got / total))
     pool = np.concatenate(amounts) if amounts else np.zeros(0)
     realisation = 1.0
-    if not snapshots.empty:
+    if usable:
         w = snapshots[snapshots["won_in_period"].astype(bool)]
         listed = w["amount"].fillna(0.0).sum()
         closed = w["amount_won"].fillna(0.0).sum()
