@@ -499,3 +499,12 @@ def metrics_cmd(
 def main() -> None:
     """Entry point of the ``revloop`` script."""
     app()
+
+
+# commands defined in their own modules (they import the helpers above)
+from revloop.cli._forecast import backtest_cmd, forecast_cmd  # noqa: E402
+from revloop.cli._plan import plan_cmd  # noqa: E402
+
+app.command("plan")(plan_cmd)
+app.command("forecast")(forecast_cmd)
+app.command("backtest")(backtest_cmd)

@@ -37,10 +37,12 @@ from revloop.forecast._forecasters import Forecaster, TrainingSet, get_forecaste
 __all__ = [
     "BacktestData",
     "BacktestResult",
+    "Forecast",
     "PeriodForecast",
     "backtest",
     "backtest_dates",
     "deal_scores",
+    "forecast",
     "forecast_period",
     "reliability",
 ]
@@ -471,12 +473,14 @@ def backtest(
     summary["bias"] = summary["error"] / summary["actual"]
     summary = summary[["forecaster", "week", "periods", "wape", "bias", "coverage"]]
     forecasts = forecasts.drop(columns="abs_error")
-    deal_rows = []
+    deal_rows: list[dict[str, object]] = []
     rel_rows = []
     for name, parts in scored.items():
         yy = np.concatenate([a for a, _ in parts])
         pp = np.concatenate([b for _, b in parts])
-        deal_rows.append({"forecaster": name, **deal_scores(yy, pp)})
+        scores: dict[str, object] = dict(deal_scores(yy, pp))
+        scores["deals"] = len(yy)
+        deal_rows.append({"forecaster": name, **scores})
         r = reliability(yy, pp)
         r.insert(0, "forecaster", name)
         rel_rows.append(r)
@@ -496,3 +500,106 @@ def backtest(
         reliability=pd.concat(rel_rows, ignore_index=True),
         settings=settings,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class Forecast:
+    """A live forecast of the period holding ``as_of``.
+
+    Attributes
+    ----------
+    totals
+        One row per forecaster: won_so_far, pipeline, new_deals, forecast (the mean),
+        p10, p50, p90.
+    deals
+        Every deal open at ``as_of`` with its stage, amount, close date and, per
+        forecaster, ``p_<name>``: P(won before the period's end).
+    settings
+        as_of, period and each forecaster's :meth:`Forecaster.to_dict`.
+    """
+
+    totals: pd.DataFrame
+    deals: pd.DataFrame
+    settings: dict[str, object]
+
+
+def forecast(
+    data: BacktestData,
+    forecasters: Sequence[str | Forecaster] = (
+        "stage_weighted",
+        "stage_conversion",
+        "calibrated_gbm",
+    ),
+    *,
+    as_of: str | _dt.date | pd.Timestamp,
+    period: str = "quarter",
+    lookback: int = 4,
+    draws: int = 2000,
+    seed: int = 0,
+) -> Forecast:
+    """Forecast the period holding ``as_of`` from what was known at ``as_of``.
+
+    ``data.snapshots`` must hold the snapshot taken at ``as_of`` (the deals to score)
+    and labelled snapshots of earlier periods (training); the forecasters are fitted at
+    ``as_of`` on the periods ended by then and the moves dated before it.
+    """
+    if period not in _FREQ:
+        raise ConfigError(f"period must be one of {list(_FREQ)}, got {period!r}.")
+    at = pd.Timestamp(as_of)
+    snap = data.snapshots[data.snapshots["as_of"] == at]
+    if snap.empty:
+        raise ConfigError(
+            f"no snapshot at {at}: build the snapshots with this as_of among the dates "
+            "(no deal was open then, or the date is outside the data)."
+        )
+    start = _period(at, period).start_time
+    train = data.training(at)
+    keep = [
+        c
+        for c in ("opportunity_id", "stage", "amount", "close_date", "owner_id", "segment")
+        if c in snap.columns
+    ]
+    deals = snap[keep].reset_index(drop=True)
+    rows = []
+    fitted: dict[str, object] = {}
+    for f in forecasters:
+        m = get_forecaster(f) if isinstance(f, str) else f
+        m.fit(train)
+        fitted[m.name] = m.to_dict()
+        p = m.predict(snap)
+        deals[f"p_{m.name}"] = p
+        fc = forecast_period(
+            m.name,
+            p,
+            snap,
+            data.won,
+            as_of=at,
+            period_start=start,
+            history=train.snapshots,
+            period=period,
+            lookback=lookback,
+            draws=draws,
+            seed=seed,
+        )
+        rows.append(
+            {
+                "forecaster": m.name,
+                "period": str(_period(at, period)),
+                "won_so_far": fc.won_so_far,
+                "pipeline": fc.pipeline,
+                "new_deals": fc.new_deals,
+                "forecast": fc.mean,
+                "p10": fc.p10,
+                "p50": fc.p50,
+                "p90": fc.p90,
+            }
+        )
+    settings: dict[str, object] = {
+        "as_of": str(at),
+        "period": period,
+        "lookback": lookback,
+        "draws": draws,
+        "seed": seed,
+        "forecasters": fitted,
+    }
+    return Forecast(totals=pd.DataFrame(rows), deals=deals, settings=settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
 import ibis.expr.types as ir
@@ -103,6 +103,7 @@ def read_dir(
     column_map: Mapping[str, Mapping[str, str]] | None = None,
     load: bool = True,
     now: _dt.datetime | None = None,
+    only: Collection[str] | None = None,
 ) -> Dataset:
     """Read, validate and load every canonical table found in folder ``path``.
 
@@ -125,6 +126,8 @@ def read_dir(
         (``False``: return lazy conformed expressions over the files).
     now
         Reference instant for the future-timestamp check (default: now).
+    only
+        Read only these canonical tables (those present); other files are left alone.
 
     Returns
     -------
@@ -132,6 +135,8 @@ def read_dir(
         Canonical name → conformed table; ``dataset.report`` is the validation report.
     """
     files = find_files(path)
+    if only is not None:
+        files = {k: v for k, v in files.items() if k in set(only)}
     if not files:
         raise SchemaError(
             f"no canonical table files in {str(path)!r}. Name files after the tables: "
