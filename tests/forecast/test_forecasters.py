@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +17,7 @@ from revloop.forecast._backtest import (
     backtest,
     backtest_dates,
     deal_scores,
+    forecast,
     forecast_period,
     reliability,
 )
@@ -32,19 +34,31 @@ from revloop.synthetic import demo_company
 T = pd.Timestamp
 
 
+_CRM = ("opportunities", "stage_history", "activities", "leads", "fx_rates")
+
+
 @pytest.fixture(scope="module")
-def data() -> Iterator[BacktestData]:
+def company() -> Iterator[tuple[Any, dict[str, pd.DataFrame]]]:
     con = revloop.connect()
-    tables = dict(demo_company(con, seed=5, n_people=60_000, months=24).tables())
-    lo = con.execute(tables["opportunities"].created_at.min())
-    hi = con.execute(tables["opportunities"].created_at.max())
-    dates = backtest_dates(lo, hi)
-    yield BacktestData(
+    tables = demo_company(con, seed=5, n_people=60_000, months=24).tables()
+    yield con, {n: con.to_pandas(tables[n]) for n in _CRM}
+    con.disconnect()
+
+
+def _fetch(con: Any, frames: dict[str, pd.DataFrame], end: pd.Timestamp, *extra: T) -> BacktestData:
+    tables = {n: ibis.memtable(f) for n, f in frames.items()}
+    dates = [*backtest_dates(frames["opportunities"].created_at.min(), end), *extra]
+    return BacktestData(
         snapshots=con.to_pandas(snapshots(tables, dates)),
         moves=con.to_pandas(stage_moves(tables)),
         won=con.to_pandas(won_deals(tables)),
     )
-    con.disconnect()
+
+
+@pytest.fixture(scope="module")
+def data(company) -> BacktestData:
+    con, frames = company
+    return _fetch(con, frames, frames["opportunities"].created_at.max())
 
 
 def _snap(**cols: Any) -> pd.DataFrame:
@@ -233,3 +247,30 @@ def test_backtest_on_the_demo_company(data):
     assert d.loc["calibrated_gbm", "ece"] < 0.05
     assert res.settings["weeks"] == [1, 4, 8, 12]
     assert not res.reliability.empty
+
+
+def test_live_forecast_is_leak_free(company, truncate):
+    """A forecast as of a past date is the same whether or not later history exists."""
+    con, frames = company
+    at = T("2026-05-20 09:30")
+
+    def run(fr: dict[str, pd.DataFrame]) -> Any:
+        return forecast(_fetch(con, fr, at, at), as_of=at, draws=300)
+
+    a, b = run(frames), run(truncate(frames, at))
+    assert len(a.deals) > 50
+    assert set(a.totals["forecaster"]) == set(list_forecasters())
+    pd.testing.assert_frame_equal(a.totals, b.totals)
+    pd.testing.assert_frame_equal(a.deals, b.deals)
+    # the forecast is of the quarter holding as_of, and counts Q2's wins before it
+    assert (a.totals["period"] == "2026Q2").all()
+    won = frames["opportunities"]
+    so_far = won.loc[
+        (won.status == "won") & (won.closed_at >= T("2026-04-01")) & (won.closed_at < at)
+    ]
+    assert (a.totals["won_so_far"] > 0).all() == (len(so_far) > 0)
+
+
+def test_forecast_needs_a_snapshot_at_as_of(data):
+    with pytest.raises(ConfigError, match="no snapshot at"):
+        forecast(data, as_of="2026-05-20 09:31")

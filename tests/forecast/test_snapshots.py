@@ -164,30 +164,7 @@ def test_bad_input():
         snapshots(t, [])
 
 
-def _truncate(frames: dict[str, pd.DataFrame], t: pd.Timestamp) -> dict[str, pd.DataFrame]:
-    """What the CRM held at instant t: later rows gone, later closes not yet happened."""
-    o = frames["opportunities"]
-    o = o[o.created_at <= t].copy()
-    later = o.closed_at.notna() & (o.closed_at > t)
-    o.loc[later, "closed_at"] = pd.NaT
-    o.loc[later, "status"] = "open"
-    # today's stage/amount/close_date of a still-open deal are not features: scramble them
-    o.loc[later, "amount"] = -1.0
-    o.loc[later, "stage"] = "Closed Won"
-    h = frames["stage_history"]
-    a = frames["activities"]
-    ld = frames["leads"]
-    fx = frames["fx_rates"]
-    return {
-        "opportunities": o,
-        "stage_history": h[h.changed_at <= t],
-        "activities": a[a.occurred_at <= t],
-        "leads": ld[ld.created_at <= t],
-        "fx_rates": fx[pd.to_datetime(fx.date) <= t],
-    }
-
-
-def test_no_leakage_from_later_history(con):
+def test_no_leakage_from_later_history(con, truncate):
     company = demo_company(con, seed=11, n_people=15000, months=12)
     names = ("opportunities", "stage_history", "activities", "leads", "fx_rates")
     frames = {n: con.to_pandas(company.tables()[n]) for n in names}
@@ -196,7 +173,7 @@ def test_no_leakage_from_later_history(con):
     total = 0
     for day in ("2026-03-03", "2026-06-17 12:00", "2026-09-30"):
         cut = pd.Timestamp(day)
-        early = {n: ibis.memtable(f) for n, f in _truncate(frames, cut).items()}
+        early = {n: ibis.memtable(f) for n, f in truncate(frames, cut).items()}
         a = con.to_pandas(snapshots(full, [day], labels=False)).sort_values(cols[:2])
         b = con.to_pandas(snapshots(early, [day], labels=False)).sort_values(cols[:2])
         total += len(a)

@@ -110,6 +110,18 @@ class BacktestData:
                 raise SchemaError(
                     f"backtest {name} lacks {missing}; fetch it with revloop.forecast."
                 )
+        # engines return rows in any order: sort, so that fits and draws are reproducible
+        order = {
+            "snapshots": ("as_of", "opportunity_id"),
+            "moves": ("moved_at", "opportunity_id", "from_stage", "to_stage"),
+            "won": ("closed_at", "opportunity_id"),
+        }
+        for name, by in order.items():
+            frame = getattr(self, name)
+            keys = [c for c in by if c in frame.columns]
+            if keys:
+                frame = frame.sort_values(keys, kind="stable", ignore_index=True)
+            object.__setattr__(self, name, frame)
 
     def training(self, cutoff: pd.Timestamp) -> TrainingSet:
         """What was known at ``cutoff``: ended periods' snapshots, moves before it."""
@@ -195,7 +207,7 @@ def _history(
         got = snap.loc[snap["won_in_period"].astype(bool), "amount_won"].fillna(0.0).sum()
         if total > 0 and got > 0:
             conv.append(float(got / total))
-    pool = np.concatenate(amounts) if amounts else np.zeros(0)
+    pool = np.sort(np.concatenate(amounts)) if amounts else np.zeros(0)
     realisation = 1.0
     if usable:
         w = snapshots[snapshots["won_in_period"].astype(bool)]
