@@ -67,8 +67,8 @@ def backtest_dates(
 ) -> list[_dt.datetime]:
     """Snapshot dates aligned on period starts: each period's start, then every week.
 
-    Periods that start in ``[start, end)`` are covered; dates at or after ``end`` are
-    dropped.
+    The grid of every period that overlaps ``[start, end)``, keeping the dates inside
+    it (a period under way at ``start`` contributes its later weeks).
 
     >>> [d.date().isoformat() for d in backtest_dates("2025-01-01", "2025-01-20")][:3]
     ['2025-01-01', '2025-01-08', '2025-01-15']
@@ -78,12 +78,11 @@ def backtest_dates(
     lo, hi = pd.Timestamp(start), pd.Timestamp(end)
     out: list[_dt.datetime] = []
     p = _period(lo, period)
-    if p.start_time < lo:
-        p = p + 1
     while p.start_time < hi:
         d = p.start_time
         while d < min(p.end_time, hi):
-            out.append(d.to_pydatetime())
+            if d >= lo:  # the first period's grid dates from ``start`` on
+                out.append(d.to_pydatetime())
             d += pd.Timedelta(days=every_days)
         p = p + 1
     return out
