@@ -258,6 +258,9 @@ def _with_clock(t: ir.Table, col: str, prefix: str, cal: ir.Table, *, business: 
     With ``prefix == "created"`` also ``hour_of_week`` and ``in_hours``.
     """
     ts = t[col]
+    if not business and prefix != "created":
+        # the wall clock needs no calendar (only ``created`` has local columns)
+        return t.mutate(**{f"{prefix}_sec": ts.epoch_seconds().cast("float64")})
     keyed = t.mutate(_day=ts.date())
     j = keyed.left_join(cal, keyed._day == cal.day).drop("_day", "day")
     sod = j[col].epoch_seconds() - j[col].truncate("D").epoch_seconds()
