@@ -333,6 +333,7 @@ def demo(
     """
     from revloop import report
     from revloop._pipeline import closed_loop
+    from revloop.forecast import PREDICTABLE_REVENUE_SEGMENTS
     from revloop.synthetic import demo_company
 
     with _errors(), _progress() as progress:
@@ -374,7 +375,18 @@ def demo(
         revops = report.collect_revops(
             con, company.tables(), target_growth=0.3, bridge_months=6, on_progress=tick
         )
-        data = dataclasses.replace(data, sections=tuple(report.revops_sections(revops)))
+        # the plan, forecast and backtest; the plan's target is assumed as the last full
+        # quarter's won revenue + 30% (stated in the report)
+        progress.update(task, description="planning, forecasting and backtesting")
+        fc = report.collect_forecast(
+            con,
+            company.tables(),
+            target_growth=0.3,
+            segments=PREDICTABLE_REVENUE_SEGMENTS,
+            on_progress=lambda step: progress.update(task, description=f"forecast: {step}"),
+        )
+        sections = [*report.revops_sections(revops), *report.forecast_sections(fc)]
+        data = dataclasses.replace(data, sections=tuple(sections))
         progress.update(task, description="writing report.html")
         path = report.write_html(data, out / "report.html")
         headline = attribution.summarize_many(

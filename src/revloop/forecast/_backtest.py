@@ -52,6 +52,13 @@ _FREQ = {"month": "M", "quarter": "Q", "year": "Y"}
 _EPS = 1e-6
 # log-sd of the period shock when fewer than two past periods can measure it
 _DEFAULT_SIGMA = 0.15
+# the measured spread is shrunk toward the default as if the default were worth this
+# many periods, and capped: 2-4 periods (a company's ramp-up among them) measure it badly
+_SIGMA_PRIOR_PERIODS = 2.0
+_SIGMA_MAX = 0.5
+# the flow's growth factor is kept within these bounds (a ramp-up quarter with two open
+# deals would otherwise multiply the flow tenfold)
+_GROWTH_BOUNDS = (0.5, 2.0)
 
 
 def _period(ts: pd.Timestamp, period: str) -> pd.Period:
@@ -215,7 +222,14 @@ def _history(
         if listed > 0 and closed > 0:
             realisation = float(closed / listed)
     growth = float(open_now / np.mean(opens)) if opens and np.mean(opens) > 0 else 1.0
-    sigma = float(np.std(np.log(conv), ddof=1)) if len(conv) >= 2 else _DEFAULT_SIGMA
+    growth = float(np.clip(growth, *_GROWTH_BOUNDS))
+    sigma = _DEFAULT_SIGMA
+    if len(conv) >= 2:
+        k = len(conv) - 1  # degrees of freedom of the sample variance
+        var = (k * np.var(np.log(conv), ddof=1) + _SIGMA_PRIOR_PERIODS * _DEFAULT_SIGMA**2) / (
+            k + _SIGMA_PRIOR_PERIODS
+        )
+        sigma = float(min(np.sqrt(var), _SIGMA_MAX))
     return _History(
         flow_rate=float(np.mean(counts)) if counts else 0.0,
         flow_amounts=pool,

@@ -46,6 +46,8 @@ __all__ = [
 ]
 
 F64 = npt.NDArray[np.float64]
+# calibrated probabilities stay inside [1 %, 99 %]
+_P_FLOOR = 0.01
 
 NUMERIC: tuple[str, ...] = (
     "stage_order",
@@ -373,6 +375,8 @@ class CalibratedGBM(Forecaster):
             return np.zeros(0)
         raw = self._model.predict_proba(self._frame(snapshot))[:, 1]
         p = raw if self._iso is None else self._iso.predict(raw)
+        # an isotonic step can reach 0 or 1 exactly; no open deal is certain either way
+        p = np.clip(p, _P_FLOOR, 1.0 - _P_FLOOR)
         return np.asarray(p, dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
