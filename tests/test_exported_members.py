@@ -11,6 +11,7 @@ PACKAGES = [
     "revloop",
     "revloop.attribution",
     "revloop.cli",
+    "revloop.forecast",
     "revloop.identity",
     "revloop.ingest",
     "revloop.metrics",

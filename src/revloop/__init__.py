@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from revloop import attribution as attribution
 from revloop import engine as engine
+from revloop import forecast as forecast
 from revloop import identity as identity
 from revloop import ingest as ingest
 from revloop import metrics as metrics
@@ -53,6 +54,7 @@ __all__ = [
     "connect",
     "engine",
     "execute",
+    "forecast",
     "identity",
     "ingest",
     "metrics",

@@ -278,3 +278,22 @@ def test_live_forecast_is_leak_free(company, truncate):
 def test_forecast_needs_a_snapshot_at_as_of(data):
     with pytest.raises(ConfigError, match="no snapshot at"):
         forecast(data, as_of="2026-05-20 09:31")
+
+
+def test_deal_probability_falls_with_time_in_stage(data):
+    """The seed's probability counter: a deal that sits in its stage longer than usual
+    is less likely to be won (the demo's advance hazard decays past the usual time)."""
+    cutoff = T("2026-01-01")
+    m = get_forecaster("calibrated_gbm").fit(data.training(cutoff))
+    s = data.snapshots[data.snapshots["period_start"] >= cutoff].copy()
+    usual = s.groupby("stage")["days_in_stage"].transform("median")
+    for stage, g in s.assign(usual=usual).groupby("stage"):
+        # the outcome: deals sitting 3x longer than their stage usually takes were won
+        # less often, in every stage
+        won_fresh = g.loc[g["days_in_stage"] <= g["usual"], "won_in_period"].mean()
+        won_stale = g.loc[g["days_in_stage"] > 3 * g["usual"], "won_in_period"].mean()
+        assert won_stale < won_fresh, (stage, won_fresh, won_stale)
+    # the model: the same fresh deals, 60 more days in their stage, score lower
+    fresh = s[s["days_in_stage"] <= usual]
+    aged = fresh.assign(days_in_stage=fresh["days_in_stage"] + 60, age_days=fresh["age_days"] + 60)
+    assert m.predict(aged).mean() < m.predict(fresh).mean()
