@@ -28,7 +28,7 @@ import datetime as _dt
 import math
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -46,6 +46,7 @@ __all__ = [
     "BUCKETS",
     "business_day_table",
     "conversion_by_response_time",
+    "lead_base_key",
     "lead_contact_rate",
     "lead_to_opportunity_rate",
     "parse_calendar",
@@ -279,6 +280,74 @@ def _with_clock(t: ir.Table, col: str, prefix: str, cal: ir.Table, *, business: 
 # --------------------------------------------------------------------------- lead base
 
 
+def lead_base_key(
+    scope: Scope,
+    *,
+    clock: str = "wall",
+    calendar: str = "Mon-Fri 09:00-17:00",
+    timezone: str = "UTC",
+    holidays: str | None = None,
+    window_days: int | None = None,
+    opportunities: bool = True,
+    activities: bool = True,
+) -> str:
+    """The name a materialised lead base goes by: every input it depends on.
+
+    >>> lead_base_key(Scope(), window_days=30)
+    'lead_base(as_of=None, clock=wall, calendar=Mon-Fri 09:00-17:00, timezone=UTC, holidays=None, window_days=30, opportunities=True, activities=True)'
+    """
+    return (
+        f"lead_base(as_of={scope.as_of}, clock={clock}, calendar={calendar}, "
+        f"timezone={timezone}, holidays={holidays}, window_days={window_days}, "
+        f"opportunities={opportunities}, activities={activities})"
+    )
+
+
+def _shared_base(
+    tables: Mapping[str, ir.Table],
+    *,
+    scope: Scope,
+    clock: str = "wall",
+    calendar: str = "Mon-Fri 09:00-17:00",
+    timezone: str = "UTC",
+    holidays: str | None = None,
+    window_days: int | None = None,
+    windowed: bool,
+    **_: Any,
+) -> dict[str, Callable[[], ir.Table]]:
+    """``{lead_base_key: builder}`` of the lead base a lead metric reads."""
+    kw: dict[str, Any] = {
+        "clock": clock,
+        "calendar": calendar,
+        "timezone": timezone,
+        "holidays": holidays,
+        "window_days": window_days if windowed else None,
+    }
+    whole = Scope(as_of=scope.as_of)
+    key = lead_base_key(
+        whole,
+        **kw,
+        opportunities="opportunities" in tables,
+        activities="activities" in tables,
+    )
+
+    def build() -> ir.Table:
+        return _lead_base(tables, whole, **kw)
+
+    return {key: build}
+
+
+def _clock_base(tables: Mapping[str, ir.Table], **kw: Any) -> dict[str, Callable[[], ir.Table]]:
+    """The shared base of a metric with clock policies and no window (speed to lead)."""
+    kw.pop("window_days", None)
+    return _shared_base(tables, windowed=False, **kw)
+
+
+def _window_base(tables: Mapping[str, ir.Table], **kw: Any) -> dict[str, Callable[[], ir.Table]]:
+    """The shared base of a metric with a window (contact, conversion rates)."""
+    return _shared_base(tables, windowed=True, **kw)
+
+
 def _lead_base(
     tables: Mapping[str, ir.Table],
     scope: Scope,
@@ -299,6 +368,19 @@ def _lead_base(
     with ``window_days``: ``attempts_in_window``, ``contact_in_window``, ``mature``
     (creation + window_days <= horizon), ``converted_in_window``.
     """
+    key = lead_base_key(
+        scope,
+        clock=clock,
+        calendar=calendar,
+        timezone=timezone,
+        holidays=holidays,
+        window_days=window_days,
+        opportunities="opportunities" in tables,
+        activities="activities" in tables,
+    )
+    shared = tables.get(key)
+    if shared is not None:  # materialised once by a runner of several metrics
+        return shared
     leads = conform(tables["leads"], "leads")
     acts = conform(tables["activities"], "activities") if "activities" in tables else None
     opp = conform(tables["opportunities"], "opportunities") if "opportunities" in tables else None
@@ -485,6 +567,7 @@ def _km(base: ir.Table, keys: list[str]) -> ir.Table:
     "speed_to_lead",
     family="lead",
     tables=("leads", "activities"),
+    shared=_clock_base,
     policies=(
         *_CLOCK_POLICIES,
         _PERCENTILE,
@@ -638,6 +721,7 @@ def _with_excluded(
     "lead_contact_rate",
     family="lead",
     tables=("leads", "activities"),
+    shared=_window_base,
     policies=(
         Policy(
             "basis",
@@ -755,6 +839,7 @@ def lead_contact_rate(
     family="lead",
     tables=("leads", "opportunities"),
     optional_tables=("activities",),
+    shared=_window_base,
     policies=(
         Policy(
             "variant",
@@ -867,6 +952,7 @@ def lead_to_opportunity_rate(
     "conversion_by_response_time",
     family="lead",
     tables=("leads", "activities", "opportunities"),
+    shared=_window_base,
     policies=(
         *_CLOCK_POLICIES,
         _window_policy(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as _dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ibis
@@ -812,11 +812,36 @@ def pipeline_coverage(
 # ---------------------------------------------------------------- stage history
 
 
+def history_key(scope: Scope) -> str:
+    """The name a materialised stage history (:func:`_history`) goes by.
+
+    >>> history_key(Scope(by="segment"))
+    'stage_history(as_of=None, by=segment)'
+    """
+    return f"stage_history(as_of={scope.as_of}, by={scope.by})"
+
+
+def _shared_history(
+    tables: Mapping[str, ir.Table], *, scope: Scope, **_: Any
+) -> dict[str, Callable[[], ir.Table]]:
+    """``{history_key: builder}``: the stage history every stage metric reads."""
+    whole = Scope(by=scope.by, as_of=scope.as_of)
+
+    def build() -> ir.Table:
+        return _history(tables, whole)
+
+    return {history_key(whole): build}
+
+
 def _history(tables: Mapping[str, ir.Table], scope: Scope) -> ir.Table:
     """Stage-history rows known at ``as_of``, with the deal's ``status``, ``closed_at`` and ``by``.
 
-    Adds ``terminal`` (the row was written when or after the deal closed).
+    Adds ``terminal`` (the row was written when or after the deal closed). A runner of
+    several metrics may have materialised it under :func:`history_key`.
     """
+    shared = tables.get(history_key(scope))
+    if shared is not None:
+        return shared
     sh = conform(tables["stage_history"], "stage_history")
     if scope.as_of is not None:
         sh = sh.filter(sh.changed_at <= as_timestamp(scope.as_of))
@@ -875,6 +900,7 @@ def _positions(e: ir.Table, stages: Sequence[str] | None) -> ir.Table:
 @metric(
     "stage_conversion",
     family="pipeline",
+    shared=_shared_history,
     tables=("stage_history", "opportunities"),
     policies=(
         Policy(
@@ -995,6 +1021,7 @@ def _km_quantiles(d: ir.Table, keys: list[str], qs: Mapping[str, float]) -> ir.T
 @metric(
     "time_in_stage",
     family="pipeline",
+    shared=_shared_history,
     tables=("stage_history", "opportunities"),
     policies=(
         Policy(
@@ -1133,6 +1160,7 @@ def time_in_stage(
 @metric(
     "slippage",
     family="pipeline",
+    shared=_shared_history,
     tables=("stage_history", "opportunities"),
     policies=(
         Policy(
@@ -1288,6 +1316,7 @@ def _boundaries(scope: Scope) -> list[_dt.datetime]:
 @metric(
     "pipeline_waterfall",
     family="pipeline",
+    shared=_shared_history,
     tables=("stage_history", "opportunities"),
     policies=(
         Policy(
@@ -1346,13 +1375,11 @@ def pipeline_waterfall(
     h = _history(tables, scope)
     dims = [scope.by] if scope.by is not None else []
     first = h.group_by("opportunity_id").aggregate(first_at=h.changed_at.min())
-    s = h.inner_join(bt, h.changed_at <= bt.b)
-    s = s.mutate(
-        __rn=ibis.row_number().over(
-            group_by=[s.opportunity_id, s.bidx], order_by=ibis.desc(s.changed_at)
-        )
-    )
-    s = s.filter(s.__rn == 0)
+    # the row in force at each boundary: the one whose [changed_at, next change) holds it
+    # (an interval join: no deal x boundary product to rank)
+    nxt = h.changed_at.lead().over(group_by=h.opportunity_id, order_by=h.changed_at)
+    h = h.mutate(__to=nxt.fill_null(ibis.literal(_dt.datetime(9999, 12, 31), dt.timestamp)))
+    s = h.inner_join(bt, [h.changed_at <= bt.b, h.__to > bt.b])
     open_at = s.closed_at.isnull() | (s.closed_at > s.b)
     if close_window == "scope":
         inside = (s.close_date >= as_timestamp(win_start)) & (s.close_date < as_timestamp(win_end))
