@@ -155,6 +155,18 @@ class PeriodForecast:
     p50: float
     p90: float
 
+    def figures(self) -> dict[str, float]:
+        """The forecast's figures under their table names (``forecast`` is the mean)."""
+        return {
+            "won_so_far": self.won_so_far,
+            "pipeline": self.pipeline,
+            "new_deals": self.new_deals,
+            "forecast": self.mean,
+            "p10": self.p10,
+            "p50": self.p50,
+            "p90": self.p90,
+        }
+
 
 @dataclass(frozen=True)
 class _History:
@@ -466,13 +478,7 @@ def backtest(
                         "period": str(p),
                         "week": w,
                         "as_of": as_of,
-                        "won_so_far": fc.won_so_far,
-                        "pipeline": fc.pipeline,
-                        "new_deals": fc.new_deals,
-                        "forecast": fc.mean,
-                        "p10": fc.p10,
-                        "p50": fc.p50,
-                        "p90": fc.p90,
+                        **fc.figures(),
                         "actual": actual,
                         "error": fc.mean - actual,
                         "covered": fc.p10 <= actual <= fc.p90,
@@ -610,13 +616,7 @@ def forecast(
             {
                 "forecaster": m.name,
                 "period": str(_period(at, period)),
-                "won_so_far": fc.won_so_far,
-                "pipeline": fc.pipeline,
-                "new_deals": fc.new_deals,
-                "forecast": fc.mean,
-                "p10": fc.p10,
-                "p50": fc.p50,
-                "p90": fc.p90,
+                **fc.figures(),
             }
         )
     settings: dict[str, object] = {

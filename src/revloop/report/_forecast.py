@@ -341,13 +341,7 @@ def _fan(
                     {
                         "forecaster": m.name,
                         "as_of": d,
-                        "won_so_far": fc.won_so_far,
-                        "pipeline": fc.pipeline,
-                        "new_deals": fc.new_deals,
-                        "forecast": fc.mean,
-                        "p10": fc.p10,
-                        "p50": fc.p50,
-                        "p90": fc.p90,
+                        **fc.figures(),
                     }
                 )
         except RevloopError:
