@@ -743,3 +743,37 @@ def test_cli_capacity_and_expansion(folder):
     assert math.isclose(
         next(row for row in months if row["month"] == "2027-04")["capacity"], 10 * (2 + 2 * 1.0)
     )
+
+
+def test_cli_expansion_measured(demo, folder, tmp_path):
+    """``--nrr measured``: year-over-year NRR and ARR read from subscriptions.csv."""
+    con, tables = demo
+    r = runner.invoke(
+        _app(), ["plan", str(folder), "--target", "3e6", "--period", "2027Q2", "--nrr", "measured"]
+    )
+    assert r.exit_code == 1
+    assert "--nrr measured needs subscriptions.csv" in r.output
+    with_subs = tmp_path / "with_subs"
+    with_subs.mkdir()
+    for f in folder.iterdir():
+        (with_subs / f.name).write_bytes(f.read_bytes())
+    subs = engine.to_pandas(tables["subscriptions"], con)
+    subs.to_csv(with_subs / "subscriptions.csv", index=False)
+    r = runner.invoke(
+        _app(),
+        ["plan", str(with_subs), "--target", "3e6", "--period", "2027Q2", "--segment", "none",
+         "--nrr", "measured", "--format", "json", "--draws", "200"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    credit = json.loads(r.output)["policy"]["expansion_credit"]
+    from revloop import metrics
+
+    nrr = engine.to_pandas(metrics.compute("nrr", tables, variant="yoy").table, con)["value"][0]
+    arr = engine.to_pandas(metrics.compute("arr", tables).table, con)["value"][0]
+    assert credit["nrr"] == pytest.approx(nrr)
+    assert credit["base"] == pytest.approx(arr)
+    r = runner.invoke(
+        _app(), ["plan", str(folder), "--target", "3e6", "--period", "2027Q2", "--nrr", "lots"]
+    )
+    assert r.exit_code == 1
+    assert "an expansion credit needs both --nrr and --arr-base" in r.output

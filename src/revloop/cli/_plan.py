@@ -10,7 +10,7 @@ import os
 import tempfile
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import ibis.expr.types as ir
 import pandas as pd
@@ -125,16 +125,50 @@ def _weights(value: str | None) -> dict[str, float] | None:
     return parsed
 
 
-def _read_needed(con: engine.Backend, folder: Path) -> dict[str, ir.Table]:
+def _measured_credit(
+    con: engine.Backend, data: dict[str, ir.Table], as_of: str | None, arr_base: float | None
+) -> ExpansionCredit:
+    """The expansion credit from the data: year-over-year NRR and ARR at ``as_of``.
+
+    NRR is ``revloop.metrics`` ``nrr`` with ``variant=yoy`` (the same customers' MRR now ÷
+    a year ago, revops.md §1.6); the base is ``arr`` (MRR × 12) at the last month known,
+    unless ``--arr-base`` gives it.
+    """
+    from revloop import metrics
+
+    if "subscriptions" not in data:
+        raise SchemaError(
+            "--nrr measured needs subscriptions.csv (or .parquet) in the folder; or give "
+            "--nrr 1.08 --arr-base 1200000."
+        )
+    figures = {}
+    requests: list[tuple[str, dict[str, Any]]] = [("nrr", {"variant": "yoy"}), ("arr", {})]
+    for name, params in requests:
+        result = metrics.compute(name, data, as_of=as_of, **params)
+        value = engine.to_pandas(result.table, con)["value"]
+        if value.empty or pd.isna(value.iloc[0]):
+            raise ConfigError(
+                f"--nrr measured: the data gives no {name} (a year of subscriptions is "
+                "needed for year-over-year NRR); give --nrr and --arr-base instead."
+            )
+        figures[name] = float(value.iloc[0])
+    base = arr_base if arr_base is not None else figures["arr"]
+    return ExpansionCredit(nrr=figures["nrr"], base=base)
+
+
+def _read_needed(
+    con: engine.Backend, folder: Path, *, subscriptions: bool = False
+) -> dict[str, ir.Table]:
     """Validate and load only the tables the planner reads (not events, touchpoints …)."""
-    files = {k: v for k, v in find_files(folder).items() if k in _NEEDED}
+    wanted = (*_NEEDED, "subscriptions") if subscriptions else _NEEDED
+    files = {k: v for k, v in find_files(folder).items() if k in wanted}
     missing = [k for k in ("leads", "opportunities") if k not in files]
     if missing:
         raise SchemaError(
             f"{str(folder)!r} has no {' or '.join(missing)} file; the planner needs "
             "leads.csv and opportunities.csv (or .parquet) named after the canonical tables."
         )
-    return dict(read_dir(con, folder, load=True, only=_NEEDED))
+    return dict(read_dir(con, folder, load=True, only=wanted))
 
 
 def plan_document(result: Plan, targets: dict[str, float]) -> dict[str, object]:
@@ -285,8 +319,11 @@ def plan_cmd(
         CapacityStage, typer.Option(help="What reps' capacity is counted in.")
     ] = CapacityStage.opportunities,
     nrr: Annotated[
-        float | None,
-        typer.Option(help="Credit expected expansion at this NRR (1.08 = 108%), with --arr-base."),
+        str | None,
+        typer.Option(
+            help="Credit expected expansion at this NRR (1.08 = 108%), with --arr-base; or "
+            "'measured': the year-over-year NRR and the ARR of subscriptions.csv."
+        ),
     ] = None,
     arr_base: Annotated[
         float | None,
@@ -325,14 +362,25 @@ def plan_cmd(
                 hires=hires,
                 stage=capacity_stage.value,
             )
+        measured = nrr is not None and nrr.strip().lower() == "measured"
         credit = None
-        if nrr is not None or arr_base is not None:
+        if not measured and (nrr is not None or arr_base is not None):
             if nrr is None or arr_base is None:
-                raise ConfigError("an expansion credit needs both --nrr and --arr-base.")
-            credit = ExpansionCredit(nrr=nrr, base=arr_base)
+                raise ConfigError(
+                    "an expansion credit needs both --nrr and --arr-base (or --nrr measured)."
+                )
+            try:
+                credit = ExpansionCredit(nrr=float(nrr), base=arr_base)
+            except ValueError:
+                raise ConfigError(
+                    f"--nrr {nrr!r}: give a ratio such as 1.08, or 'measured'."
+                ) from None
         task = progress.add_task(f"reading {folder}", total=None)
         con = engine.connect()
-        data = _read_needed(con, folder)
+        data = _read_needed(con, folder, subscriptions=measured)
+        if measured:
+            progress.update(task, description="measuring NRR and ARR from subscriptions")
+            credit = _measured_credit(con, data, as_of, arr_base)
         progress.update(task, description="measuring rates, lags and deal sizes")
         queries = plan_inputs(
             data,
