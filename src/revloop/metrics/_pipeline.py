@@ -165,7 +165,7 @@ def _qualified(
             "Pass a stage of that list."
         )
     h = _history(tables, scope)
-    pos = _positions(_entries(h), stages)
+    pos = _positions(_entries_of(tables, scope, h), stages)
     hp = h.inner_join(pos, "stage")
     q = pos.filter(pos.stage == qualified_stage).select(__qpos=pos.position)
     hp = hp.cross_join(q)
@@ -830,7 +830,21 @@ def _shared_history(
     def build() -> ir.Table:
         return _history(tables, whole)
 
-    return {history_key(whole): build}
+    def build_entries() -> ir.Table:
+        return _entries(_history(tables, whole))
+
+    return {history_key(whole): build, entries_key(whole): build_entries}
+
+
+def entries_key(scope: Scope) -> str:
+    """The name materialised stage entries (:func:`_entries` of the history) go by."""
+    return f"stage_entries(as_of={scope.as_of}, by={scope.by})"
+
+
+def _entries_of(tables: Mapping[str, ir.Table], scope: Scope, h: ir.Table) -> ir.Table:
+    """The stage entries of history ``h``: shared ones when a runner materialised them."""
+    shared = tables.get(entries_key(scope))
+    return _entries(h) if shared is None else shared
 
 
 def _history(tables: Mapping[str, ir.Table], scope: Scope) -> ir.Table:
@@ -956,7 +970,7 @@ def stage_conversion(
         skipped, regressed.
     """
     h = _history(tables, scope)
-    e = _entries(h)
+    e = _entries_of(tables, scope, h)
     pos = _positions(e, stages)
     v = e.inner_join(pos, "stage")
     dims = [scope.by] if scope.by is not None else []
@@ -1100,7 +1114,7 @@ def time_in_stage(
         censored, stall_threshold, stalled, past_close_date.
     """
     h = _history(tables, scope)
-    e = _entries(h)
+    e = _entries_of(tables, scope, h)
     if scope.as_of is not None:
         e = e.mutate(ref_at=as_timestamp(scope.as_of))
     end = e.exit_at.coalesce(e.ref_at)
