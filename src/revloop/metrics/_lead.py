@@ -337,10 +337,16 @@ def _shared_base(
     return {key: build}
 
 
+# Speed to lead needs no window, but reads the base of lead_contact_rate's default
+# window: the windowed base is the plain one plus window columns, so the two metrics
+# share one base instead of building two.
+_SPEED_BASE_WINDOW = 30
+
+
 def _clock_base(tables: Mapping[str, ir.Table], **kw: Any) -> dict[str, Callable[[], ir.Table]]:
-    """The shared base of a metric with clock policies and no window (speed to lead)."""
-    kw.pop("window_days", None)
-    return _shared_base(tables, windowed=False, **kw)
+    """The shared base of speed to lead (clock policies; the 30-day window's base)."""
+    kw["window_days"] = _SPEED_BASE_WINDOW
+    return _shared_base(tables, windowed=True, **kw)
 
 
 def _window_base(tables: Mapping[str, ir.Table], **kw: Any) -> dict[str, Callable[[], ir.Table]]:
@@ -636,7 +642,13 @@ def speed_to_lead(
     revops.md §2.1; Kaplan & Meier (1958); HBR (Oldroyd et al. 2011); MIT/InsideSales (2007).
     """
     base = _lead_base(
-        tables, scope, clock=clock, calendar=calendar, timezone=timezone, holidays=holidays
+        tables,
+        scope,
+        clock=clock,
+        calendar=calendar,
+        timezone=timezone,
+        holidays=holidays,
+        window_days=_SPEED_BASE_WINDOW,  # unused columns; the base shared with contact rate
     )
     base = scoped(base, "created_at", scope, table_name="leads")
     keys = group_keys(scope)
