@@ -60,6 +60,7 @@ from revloop.forecast._snapshots import snapshots, stage_moves, won_deals
 from revloop.report._charts import _PALETTE, _base_layout, figure_div
 from revloop.report._collect import Section
 from revloop.report._format import DASH, currency_symbol, fmt_count, fmt_date, fmt_money, fmt_pct
+from revloop.report._revops import latest_timestamp
 
 __all__ = ["ForecastData", "collect_forecast", "forecast_sections"]
 
@@ -178,17 +179,7 @@ def _data_end(con: Backend, tables: Mapping[str, ir.Table]) -> pd.Timestamp | No
         "opportunities": ("created_at", "closed_at"),
         "stage_history": ("changed_at",),
     }
-    latest: list[pd.Timestamp] = []
-    for name, cols in columns.items():
-        if name not in tables:
-            continue
-        t = tables[name]
-        aggs = {c: t[c].cast("timestamp").max() for c in cols if c in t.columns}
-        if not aggs:
-            continue
-        row = to_pandas(t.aggregate(**aggs), con).iloc[0]
-        latest += [pd.Timestamp(v) for v in row if v is not None and not pd.isna(v)]
-    return max(latest) if latest else None
+    return latest_timestamp(con, tables, columns)
 
 
 def _name(f: str | Forecaster) -> str:

@@ -461,9 +461,10 @@ def _month_start(ts: pd.Timestamp) -> pd.Timestamp:
     return pd.Timestamp(year=ts.year, month=ts.month, day=1)
 
 
-def _horizon(con: Backend, tables: Mapping[str, ir.Table]) -> pd.Timestamp | None:
-    """The latest instant of the pipeline data (opportunities and stage history)."""
-    columns = {"opportunities": ("created_at", "closed_at"), "stage_history": ("changed_at",)}
+def latest_timestamp(
+    con: Backend, tables: Mapping[str, ir.Table], columns: Mapping[str, Sequence[str]]
+) -> pd.Timestamp | None:
+    """The latest value of the timestamp ``columns`` of each table present, or ``None``."""
     latest: list[pd.Timestamp] = []
     for name, cols in columns.items():
         if name not in tables:
@@ -475,6 +476,12 @@ def _horizon(con: Backend, tables: Mapping[str, ir.Table]) -> pd.Timestamp | Non
         row = to_pandas(t.aggregate(**aggs), con).iloc[0]
         latest += [pd.Timestamp(v) for v in row if v is not None and not pd.isna(v)]
     return max(latest) if latest else None
+
+
+def _horizon(con: Backend, tables: Mapping[str, ir.Table]) -> pd.Timestamp | None:
+    """The latest instant of the pipeline data (opportunities and stage history)."""
+    columns = {"opportunities": ("created_at", "closed_at"), "stage_history": ("changed_at",)}
+    return latest_timestamp(con, tables, columns)
 
 
 def _full_months_end(horizon: pd.Timestamp) -> pd.Timestamp:
