@@ -280,6 +280,13 @@ def _with_clock(t: ir.Table, col: str, prefix: str, cal: ir.Table, *, business: 
 # --------------------------------------------------------------------------- lead base
 
 
+#: Days of the contact rate's default window. Only the contact rate's activity counts
+#: depend on a window; every other lead metric reads the base of this window (its
+#: activity counts unused), so a panel of lead metrics builds one base. Windows on
+#: conversions are added at read time by :func:`_with_window`, from ``conv_at``.
+_CONTACT_WINDOW = 30
+
+
 def lead_base_key(
     scope: Scope,
     *,
@@ -287,18 +294,19 @@ def lead_base_key(
     calendar: str = "Mon-Fri 09:00-17:00",
     timezone: str = "UTC",
     holidays: str | None = None,
-    window_days: int | None = None,
+    contact_window_days: int = _CONTACT_WINDOW,
     opportunities: bool = True,
     activities: bool = True,
 ) -> str:
     """The name a materialised lead base goes by: every input it depends on.
 
-    >>> lead_base_key(Scope(), window_days=30)
-    'lead_base(as_of=None, clock=wall, calendar=Mon-Fri 09:00-17:00, timezone=UTC, holidays=None, window_days=30, opportunities=True, activities=True)'
+    >>> lead_base_key(Scope(), contact_window_days=30)
+    'lead_base(as_of=None, clock=wall, calendar=Mon-Fri 09:00-17:00, timezone=UTC, holidays=None, contact_window_days=30, opportunities=True, activities=True)'
     """
     return (
         f"lead_base(as_of={scope.as_of}, clock={clock}, calendar={calendar}, "
-        f"timezone={timezone}, holidays={holidays}, window_days={window_days}, "
+        f"timezone={timezone}, holidays={holidays}, "
+        f"contact_window_days={contact_window_days}, "
         f"opportunities={opportunities}, activities={activities})"
     )
 
@@ -311,8 +319,7 @@ def _shared_base(
     calendar: str = "Mon-Fri 09:00-17:00",
     timezone: str = "UTC",
     holidays: str | None = None,
-    window_days: int | None = None,
-    windowed: bool,
+    contact_window_days: int = _CONTACT_WINDOW,
     **_: Any,
 ) -> dict[str, Callable[[], ir.Table]]:
     """``{lead_base_key: builder}`` of the lead base a lead metric reads."""
@@ -321,7 +328,7 @@ def _shared_base(
         "calendar": calendar,
         "timezone": timezone,
         "holidays": holidays,
-        "window_days": window_days if windowed else None,
+        "contact_window_days": contact_window_days,
     }
     whole = Scope(as_of=scope.as_of)
     key = lead_base_key(
@@ -337,21 +344,21 @@ def _shared_base(
     return {key: build}
 
 
-# Speed to lead needs no window, but reads the base of lead_contact_rate's default
-# window: the windowed base is the plain one plus window columns, so the two metrics
-# share one base instead of building two.
-_SPEED_BASE_WINDOW = 30
+def _contact_base(
+    tables: Mapping[str, ir.Table], *, window_days: int = _CONTACT_WINDOW, **kw: Any
+) -> dict[str, Callable[[], ir.Table]]:
+    """The shared base of the contact rate: activity counts within its own window."""
+    return _shared_base(tables, contact_window_days=window_days, **kw)
 
 
-def _clock_base(tables: Mapping[str, ir.Table], **kw: Any) -> dict[str, Callable[[], ir.Table]]:
-    """The shared base of speed to lead (clock policies; the 30-day window's base)."""
-    kw["window_days"] = _SPEED_BASE_WINDOW
-    return _shared_base(tables, windowed=True, **kw)
-
-
-def _window_base(tables: Mapping[str, ir.Table], **kw: Any) -> dict[str, Callable[[], ir.Table]]:
-    """The shared base of a metric with a window (contact, conversion rates)."""
-    return _shared_base(tables, windowed=True, **kw)
+def _with_window(base: ir.Table, window_days: int) -> ir.Table:
+    """``base`` plus ``mature`` (creation + window_days <= horizon) and
+    ``converted_in_window`` (first opportunity within window_days of creation)."""
+    end = base.created_at + ibis.interval(days=window_days)
+    return base.mutate(
+        mature=end <= base._horizon,
+        converted_in_window=base.conv_at.notnull() & (base.conv_at < end),
+    )
 
 
 def _lead_base(
@@ -362,7 +369,7 @@ def _lead_base(
     calendar: str = "Mon-Fri 09:00-17:00",
     timezone: str = "UTC",
     holidays: str | None = None,
-    window_days: int | None = None,
+    contact_window_days: int = _CONTACT_WINDOW,
 ) -> ir.Table:
     """One row per lead (not yet scoped) with its first touch, contact and conversion facts.
 
@@ -370,9 +377,11 @@ def _lead_base(
     ``first_touch_at`` (first rep-initiated touch at or after creation, else null),
     ``early`` (a rep-initiated touch before creation), ``contacted`` (touched by the
     horizon), ``elapsed_min`` (time to first touch, or to the horizon when censored,
-    in minutes of the chosen clock), ``conv_at`` (the lead's first opportunity), and
-    with ``window_days``: ``attempts_in_window``, ``contact_in_window``, ``mature``
-    (creation + window_days <= horizon), ``converted_in_window``.
+    in minutes of the chosen clock), ``conv_at`` (the lead's first opportunity),
+    ``_horizon`` (the instant the data ends), and within ``contact_window_days`` of
+    creation: ``attempts_in_window``, ``contact_in_window``, ``calls_in_window``,
+    ``connected_calls_in_window``. :func:`_with_window` adds a window's maturity and
+    conversion.
     """
     key = lead_base_key(
         scope,
@@ -380,7 +389,7 @@ def _lead_base(
         calendar=calendar,
         timezone=timezone,
         holidays=holidays,
-        window_days=window_days,
+        contact_window_days=contact_window_days,
         opportunities="opportunities" in tables,
         activities="activities" in tables,
     )
@@ -420,15 +429,12 @@ def _lead_base(
             "first_touch_at": rj.occurred_at.min(where=after),
             "early": (rj.occurred_at < rj._created).any(),
         }
-        if window_days is not None:
-            in_win = after & (rj.occurred_at < rj._created + ibis.interval(days=window_days))
-            aggs["attempts_in_window"] = in_win.cast("int64").sum()
-            aggs["contact_in_window"] = (in_win & two_way).any()
-            call = in_win & (rj.kind == "call")
-            aggs["calls_in_window"] = call.cast("int64").sum()
-            aggs["connected_calls_in_window"] = (
-                (call & (rj.outcome == "connected")).cast("int64").sum()
-            )
+        in_win = after & (rj.occurred_at < rj._created + ibis.interval(days=contact_window_days))
+        aggs["attempts_in_window"] = in_win.cast("int64").sum()
+        aggs["contact_in_window"] = (in_win & two_way).any()
+        call = in_win & (rj.kind == "call")
+        aggs["calls_in_window"] = call.cast("int64").sum()
+        aggs["connected_calls_in_window"] = (call & (rj.outcome == "connected")).cast("int64").sum()
         per_lead = rj.group_by("lead_id").aggregate(**aggs)
         base = base.left_join(per_lead, "lead_id").drop("lead_id_right")
     else:
@@ -462,16 +468,12 @@ def _lead_base(
         contacted=base.first_touch_at.notnull(),
         elapsed_min=ibis.greatest(base.stop_sec - base.created_sec, 0.0) / 60.0,
     )
-    if window_days is not None:
-        end = base.created_at + ibis.interval(days=window_days)
-        base = base.mutate(
-            mature=end <= base._horizon,
-            attempts_in_window=base.attempts_in_window.fill_null(0),
-            contact_in_window=base.contact_in_window.fill_null(False),
-            calls_in_window=base.calls_in_window.fill_null(0),
-            connected_calls_in_window=base.connected_calls_in_window.fill_null(0),
-            converted_in_window=base.conv_at.notnull() & (base.conv_at < end),
-        )
+    base = base.mutate(
+        attempts_in_window=base.attempts_in_window.fill_null(0),
+        contact_in_window=base.contact_in_window.fill_null(False),
+        calls_in_window=base.calls_in_window.fill_null(0),
+        connected_calls_in_window=base.connected_calls_in_window.fill_null(0),
+    )
     return base.drop("_stop", "stop_sec", "created_sec")
 
 
@@ -573,7 +575,7 @@ def _km(base: ir.Table, keys: list[str]) -> ir.Table:
     "speed_to_lead",
     family="lead",
     tables=("leads", "activities"),
-    shared=_clock_base,
+    shared=_shared_base,
     policies=(
         *_CLOCK_POLICIES,
         _PERCENTILE,
@@ -648,7 +650,6 @@ def speed_to_lead(
         calendar=calendar,
         timezone=timezone,
         holidays=holidays,
-        window_days=_SPEED_BASE_WINDOW,  # unused columns; the base shared with contact rate
     )
     base = scoped(base, "created_at", scope, table_name="leads")
     keys = group_keys(scope)
@@ -733,7 +734,7 @@ def _with_excluded(
     "lead_contact_rate",
     family="lead",
     tables=("leads", "activities"),
-    shared=_window_base,
+    shared=_contact_base,
     policies=(
         Policy(
             "basis",
@@ -801,7 +802,7 @@ def lead_contact_rate(
     ----------
     revops.md §2.2; InsideSales/MIT Lead Response Management Study (2007).
     """
-    base = _lead_base(tables, scope, window_days=window_days)
+    base = _with_window(_lead_base(tables, scope, contact_window_days=window_days), window_days)
     base = scoped(base, "created_at", scope, table_name="leads")
     keys = group_keys(scope)
     ok = base.filter(~base.early)
@@ -851,7 +852,7 @@ def lead_contact_rate(
     family="lead",
     tables=("leads", "opportunities"),
     optional_tables=("activities",),
-    shared=_window_base,
+    shared=_shared_base,
     policies=(
         Policy(
             "variant",
@@ -909,7 +910,7 @@ def lead_to_opportunity_rate(
     ----------
     revops.md §2.3; Implisit benchmark (13% in 84 days on average).
     """
-    base = _lead_base(tables, scope, window_days=window_days)
+    base = _with_window(_lead_base(tables, scope), window_days)
     keys = group_keys(scope)
     days = (base.conv_at.epoch_seconds() - base.created_at.epoch_seconds()) / 86400.0
     base = base.mutate(_days=days.cast("float64"))
@@ -964,7 +965,7 @@ def lead_to_opportunity_rate(
     "conversion_by_response_time",
     family="lead",
     tables=("leads", "activities", "opportunities"),
-    shared=_window_base,
+    shared=_shared_base,
     policies=(
         *_CLOCK_POLICIES,
         _window_policy(
@@ -1025,8 +1026,8 @@ def conversion_by_response_time(
         calendar=calendar,
         timezone=timezone,
         holidays=holidays,
-        window_days=window_days,
     )
+    base = _with_window(base, window_days)
     base = scoped(base, "created_at", scope, table_name="leads")
     keys = group_keys(scope)
     ok = base.filter(~base.early & base.mature)
