@@ -850,8 +850,12 @@ def _entries_of(tables: Mapping[str, ir.Table], scope: Scope, h: ir.Table) -> ir
 def _history(tables: Mapping[str, ir.Table], scope: Scope) -> ir.Table:
     """Stage-history rows known at ``as_of``, with the deal's ``status``, ``closed_at`` and ``by``.
 
-    Adds ``terminal`` (the row was written when or after the deal closed). A runner of
-    several metrics may have materialised it under :func:`history_key`.
+    Adds ``terminal`` (the row was written when or after the deal closed) and, from one
+    window over each deal's rows in ``changed_at`` order that every stage metric reads
+    instead of sorting again: ``_seq`` (the row's rank, 0 first), ``_prev_stage`` (the
+    previous row's stage), ``_next_at`` (the next row's ``changed_at``; null on the
+    last row) and ``_first_at`` (the deal's first ``changed_at``). A runner of several metrics may have materialised it under
+    :func:`history_key`.
     """
     shared = tables.get(history_key(scope))
     if shared is not None:
@@ -872,7 +876,14 @@ def _history(tables: Mapping[str, ir.Table], scope: Scope) -> ir.Table:
         status=h.__status.coalesce("open"),
         closed_at=h.__closed_at,
     ).drop("__oid", "__status", "__closed_at")
-    return h.mutate(terminal=h.closed_at.notnull() & (h.changed_at >= h.closed_at))
+    w = ibis.window(group_by=h.opportunity_id, order_by=h.changed_at)
+    return h.mutate(
+        terminal=h.closed_at.notnull() & (h.changed_at >= h.closed_at),
+        _seq=ibis.row_number().over(w),
+        _prev_stage=h.stage.lag().over(w),
+        _next_at=h.changed_at.lead().over(w),
+        _first_at=h.changed_at.first().over(w),
+    )
 
 
 def _entries(h: ir.Table) -> ir.Table:
@@ -884,14 +895,13 @@ def _entries(h: ir.Table) -> ir.Table:
     """
     w = ibis.window(group_by="opportunity_id", order_by="changed_at")
     h = h.mutate(
-        __prev=h.stage.lag().over(w),
         __ref=ibis.greatest(
             h.changed_at.max().over(), h.closed_at.max().over().coalesce(h.changed_at.max().over())
         ),
     )
-    e = h.filter(h.__prev.isnull() | (h.__prev != h.stage))
+    e = h.filter(h._prev_stage.isnull() | (h._prev_stage != h.stage))
     e = e.mutate(exit_at=e.changed_at.lead().over(w).coalesce(e.closed_at))
-    return e.filter(~e.terminal).rename(ref_at="__ref").drop("__prev")
+    return e.filter(~e.terminal).rename(ref_at="__ref")
 
 
 def _positions(e: ir.Table, stages: Sequence[str] | None) -> ir.Table:
@@ -1146,14 +1156,7 @@ def time_in_stage(
     out = _attach(out, thr, [*dims, "stage"])
     cur = d.filter((d.status == "open") & (d.event == 0))
     cur = _attach(cur, thr, [*dims, "stage"])
-    latest = h.mutate(
-        __rn=ibis.row_number().over(
-            ibis.window(group_by="opportunity_id", order_by=ibis.desc("changed_at"))
-        )
-    )
-    latest = latest.filter(latest.__rn == 0).select(
-        __lid=latest.opportunity_id, __close=latest.close_date
-    )
+    latest = h.group_by(__lid=h.opportunity_id).aggregate(__close=h.close_date.argmax(h._seq))
     cur = cur.left_join(latest, cur.opportunity_id == latest.__lid)
     stalled = cur.group_by(keys).aggregate(
         stalled=(cur.dur > cur.stall_threshold).sum().cast(dt.int64),
@@ -1233,9 +1236,9 @@ def slippage(
     """
     h = _history(tables, scope)
     h = h.filter(h.close_date.notnull())
+    # the previous known close date: a window over the rows that have one
     w = ibis.window(group_by="opportunity_id", order_by="changed_at")
-    prev = h.close_date.lag().over(w)
-    h = h.mutate(__prev=prev)
+    h = h.mutate(__prev=h.close_date.lag().over(w))
     if push == "later_date":
         pushed = h.close_date > h.__prev
         pulled = h.close_date < h.__prev
@@ -1247,17 +1250,13 @@ def slippage(
     h = h.mutate(
         __push=pushed.coalesce(False).cast(dt.int64),
         __pull=pulled.coalesce(False).cast(dt.int64),
-        __first=ibis.row_number().over(w),
-        __last=ibis.row_number().over(
-            ibis.window(group_by="opportunity_id", order_by=ibis.desc("changed_at"))
-        ),
     )
     dims = [scope.by] if scope.by is not None else []
     deal = h.group_by(["opportunity_id", *dims]).aggregate(
         pushes=h.__push.sum(),
         pulls=h.__pull.sum(),
-        first_close=h.close_date.max(where=h.__first == 0),
-        last_close=h.close_date.max(where=h.__last == 0),
+        first_close=h.close_date.argmin(h._seq),
+        last_close=h.close_date.argmax(h._seq),
     )
     deal = deal.mutate(
         __out=period_start(deal.last_close, push_period)
@@ -1383,17 +1382,19 @@ def pipeline_waterfall(
     bounds = _boundaries(scope)
     win_start, win_end = _as_datetime(scope.start), _as_datetime(scope.end)
     bt = ibis.memtable(
-        {"bidx": list(range(len(bounds))), "b": bounds},
-        schema={"bidx": "int64", "b": "timestamp"},
+        {"bidx": list(range(len(bounds))), "b": bounds, "b_prev": [bounds[0], *bounds[:-1]]},
+        schema={"bidx": "int64", "b": "timestamp", "b_prev": "timestamp"},
     )
     h = _history(tables, scope)
     dims = [scope.by] if scope.by is not None else []
-    first = h.group_by("opportunity_id").aggregate(first_at=h.changed_at.min())
     # the row in force at each boundary: the one whose [changed_at, next change) holds it
     # (an interval join: no deal x boundary product to rank)
-    nxt = h.changed_at.lead().over(group_by=h.opportunity_id, order_by=h.changed_at)
-    h = h.mutate(__to=nxt.fill_null(ibis.literal(_dt.datetime(9999, 12, 31), dt.timestamp)))
+    h = h.mutate(__to=h._next_at.fill_null(ibis.literal(_dt.datetime(9999, 12, 31), dt.timestamp)))
     s = h.inner_join(bt, [h.changed_at <= bt.b, h.__to > bt.b])
+    spine_dims = s.select(*dims).distinct() if dims else None
+    # a deal closed by the previous boundary is out at both ends of the period: it moves
+    # nothing, so its rows are dropped before pairing each period's start with its end
+    s = s.filter(s.closed_at.isnull() | (s.closed_at > s.b_prev))
     open_at = s.closed_at.isnull() | (s.closed_at > s.b)
     if close_window == "scope":
         inside = (s.close_date >= as_timestamp(win_start)) & (s.close_date < as_timestamp(win_end))
@@ -1404,6 +1405,7 @@ def pipeline_waterfall(
         "bidx",
         "status",
         "closed_at",
+        first_at=s._first_at,
         inn=open_at,
         amt=s.amount.coalesce(0.0),
         no_amt=s.amount.isnull(),
@@ -1411,8 +1413,6 @@ def pipeline_waterfall(
     ends = s.filter(s.bidx >= 1).mutate(idx=s.bidx - 1)
     starts = s.select(__oid=s.opportunity_id, __idx=s.bidx, in_s=s.inn, amt_s=s.amt)
     m = ends.left_join(starts, (ends.opportunity_id == starts.__oid) & (ends.idx == starts.__idx))
-    m = m.left_join(first, "opportunity_id")
-    m = m.drop(*[c for c in m.columns if c.endswith("_right")])
     iv = ibis.memtable(
         {
             "idx": list(range(len(bounds) - 1)),
@@ -1452,7 +1452,7 @@ def pipeline_waterfall(
     )
     spine = iv
     if dims:
-        spine = iv.cross_join(s.select(*dims).distinct())
+        spine = iv.cross_join(spine_dims)
     out = _attach(spine, agg, ["idx", *dims])
     figures = ["start", "new", "pulled_in", "pushed", "won", "lost", "changed", "end"]
     counts = ["deals_start", "deals_end", "end_without_amount"]

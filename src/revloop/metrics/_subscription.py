@@ -409,12 +409,21 @@ def _retention(
         if scope.period is not None:
             led = led.mutate(period=period_start(led.month.cast(dt.timestamp), scope.period))
         gk = ["customer_id", *(["period"] if scope.period else [])]
-        cust = led.group_by(gk).aggregate(
-            base=led.start_mrr.argmin(led.idx),
-            end=led.end_mrr.argmax(led.idx),
-            dipped=(led.end_mrr.min() <= 1e-6),
-            unknown_interval=led.unknown_interval.sum(),
-        )
+        if scope.period == "month":  # one ledger row per customer and period already
+            cust = led.select(
+                *gk,
+                base=led.start_mrr,
+                end=led.end_mrr,
+                dipped=led.end_mrr <= 1e-6,
+                unknown_interval=led.unknown_interval,
+            )
+        else:
+            cust = led.group_by(gk).aggregate(
+                base=led.start_mrr.argmin(led.idx),
+                end=led.end_mrr.argmax(led.idx),
+                dipped=(led.end_mrr.min() <= 1e-6),
+                unknown_interval=led.unknown_interval.sum(),
+            )
     kept = cust.end if reactivation == "include" else ibis.ifelse(cust.dipped, 0.0, cust.end)
     cust = cust.filter(cust.base > 1e-6).mutate(kept=kept)
     cust = cust.mutate(capped=ibis.least(cust.kept, cust.base))
@@ -682,7 +691,7 @@ def cohort_retention(
     w = ibis.window(group_by=led.customer_id)
     led = led.mutate(first=ibis.ifelse(paid, led.idx, ibis.null(dt.int64)).min().over(w))
     led = led.filter(led.first.notnull() & (led.idx >= led.first))
-    led = led.mutate(age=led.idx - led.first, first_mrr=led.end_mrr.argmin(led.idx).over(w))
+    led = led.mutate(age=led.idx - led.first)
     first = start_index(scope)
     if first is not None:
         led = led.filter(led.first >= first)
