@@ -179,7 +179,7 @@ def compute_metrics(
     from revloop import metrics
 
     reqs = [metrics.Request(r) if isinstance(r, str) else r for r in requests]
-    pending: dict[str, Callable[[], ir.Table]] = {}
+    pending: dict[str, metrics.SharedBuild] = {}
     for r in reqs:
         shared = metrics.shared_tables(r.name, tables, scope=r.scope, **dict(r.params))
         for key, build in shared.items():
@@ -187,7 +187,7 @@ def compute_metrics(
     cached: dict[str, ir.Table] = {}
     try:
         for key, build in pending.items():
-            cached[key] = build().cache()
+            cached[key] = build({**tables, **cached}).cache()
         available = {**tables, **cached}
         out: list[MetricFrame] = []
         for r in reqs:

@@ -19,6 +19,7 @@ from revloop.metrics._registry import MetricResult as MetricResult
 from revloop.metrics._registry import Policy as Policy
 from revloop.metrics._registry import Request as Request
 from revloop.metrics._registry import Scope as Scope
+from revloop.metrics._registry import SharedBuild as SharedBuild
 from revloop.metrics._registry import compute as compute
 from revloop.metrics._registry import get_metric as get_metric
 from revloop.metrics._registry import list_metrics as list_metrics
@@ -32,6 +33,7 @@ __all__ = [
     "Policy",
     "Request",
     "Scope",
+    "SharedBuild",
     "compute",
     "get_metric",
     "list_metrics",

@@ -28,7 +28,7 @@ import datetime as _dt
 import math
 import re
 import zoneinfo
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -36,7 +36,7 @@ import holidays as _holidays
 import ibis
 import ibis.expr.types as ir
 
-from revloop.metrics._registry import Benchmark, Policy, Scope, metric
+from revloop.metrics._registry import Benchmark, Policy, Scope, SharedBuild, metric
 from revloop.metrics._scope import as_timestamp, group_keys, scoped
 from revloop.metrics._stats import quantile, ranked
 from revloop.metrics._survival import km_curve
@@ -321,7 +321,7 @@ def _shared_base(
     holidays: str | None = None,
     contact_window_days: int = _CONTACT_WINDOW,
     **_: Any,
-) -> dict[str, Callable[[], ir.Table]]:
+) -> dict[str, SharedBuild]:
     """``{lead_base_key: builder}`` of the lead base a lead metric reads."""
     kw: dict[str, Any] = {
         "clock": clock,
@@ -338,15 +338,15 @@ def _shared_base(
         activities="activities" in tables,
     )
 
-    def build() -> ir.Table:
-        return _lead_base(tables, whole, **kw)
+    def build(available: Mapping[str, ir.Table]) -> ir.Table:
+        return _lead_base(available, whole, **kw)
 
     return {key: build}
 
 
 def _contact_base(
     tables: Mapping[str, ir.Table], *, window_days: int = _CONTACT_WINDOW, **kw: Any
-) -> dict[str, Callable[[], ir.Table]]:
+) -> dict[str, SharedBuild]:
     """The shared base of the contact rate: activity counts within its own window."""
     return _shared_base(tables, contact_window_days=window_days, **kw)
 

@@ -17,7 +17,7 @@ ChartMogul, "Data Table and MRR Movements" (help.chartmogul.com/hc/en-us/article
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import ibis
@@ -27,7 +27,7 @@ from ibis import _
 
 from revloop.attribution import to_reporting_currency
 from revloop.exceptions import ConfigError
-from revloop.metrics._registry import DateLike, Policy, Scope
+from revloop.metrics._registry import DateLike, Policy, Scope, SharedBuild
 from revloop.metrics._scope import period_start
 from revloop.schema import conform
 
@@ -312,13 +312,13 @@ def ledger_key(scope: Scope, policy: Mapping[str, Any]) -> str:
 
 def shared_ledger(
     tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any
-) -> dict[str, Callable[[], ir.Table]]:
+) -> dict[str, SharedBuild]:
     """``{ledger_key: builder}`` for a metric computed with these ledger policies."""
     ledger_policy = {k: policy[k] for k in _LEDGER_NAMES}
     whole = Scope(end=scope.end, as_of=scope.as_of)
 
-    def build() -> ir.Table:
-        return _build_ledger(tables, scope=whole, **ledger_policy)
+    def build(available: Mapping[str, ir.Table]) -> ir.Table:
+        return _build_ledger(available, scope=whole, **ledger_policy)
 
     return {ledger_key(scope, ledger_policy): build}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as _dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ibis
@@ -21,7 +21,7 @@ import ibis.expr.types as ir
 
 from revloop.attribution import to_reporting_currency
 from revloop.exceptions import ConfigError, SchemaError
-from revloop.metrics._registry import Benchmark, Policy, Scope, metric
+from revloop.metrics._registry import Benchmark, Policy, Scope, SharedBuild, metric
 from revloop.metrics._scope import as_timestamp, group_keys, period_start, scoped
 from revloop.metrics._stats import quantiles
 from revloop.metrics._survival import km_curve
@@ -823,15 +823,16 @@ def history_key(scope: Scope) -> str:
 
 def _shared_history(
     tables: Mapping[str, ir.Table], *, scope: Scope, **_: Any
-) -> dict[str, Callable[[], ir.Table]]:
-    """``{history_key: builder}``: the stage history every stage metric reads."""
+) -> dict[str, SharedBuild]:
+    """``{history_key: builder}``: the stage history every stage metric reads, and its
+    stage entries (built from the materialised history when there is one)."""
     whole = Scope(by=scope.by, as_of=scope.as_of)
 
-    def build() -> ir.Table:
-        return _history(tables, whole)
+    def build(available: Mapping[str, ir.Table]) -> ir.Table:
+        return _history(available, whole)
 
-    def build_entries() -> ir.Table:
-        return _entries(_history(tables, whole))
+    def build_entries(available: Mapping[str, ir.Table]) -> ir.Table:
+        return _entries(_history(available, whole))
 
     return {history_key(whole): build, entries_key(whole): build_entries}
 

@@ -37,6 +37,7 @@ __all__ = [
     "Policy",
     "Request",
     "Scope",
+    "SharedBuild",
     "SharedTables",
     "compute",
     "get_metric",
@@ -139,12 +140,16 @@ class Scope:
 
 
 MetricFn: TypeAlias = Callable[..., ir.Table]
-SharedTables: TypeAlias = Callable[..., dict[str, Callable[[], ir.Table]]]
+SharedBuild: TypeAlias = Callable[[Mapping[str, ir.Table]], ir.Table]
+"""``build(available) -> table``: builds a shared table's expression from ``available``,
+the canonical tables plus the shared tables materialised before it (so the stage
+entries read the materialised stage history instead of rebuilding it)."""
+SharedTables: TypeAlias = Callable[..., dict[str, SharedBuild]]
 """``fn(tables, *, scope, **policy) -> {key: builder}``: the intermediate tables a metric
 reads that other metrics build the same way (the MRR ledger), each as its key (cheap)
-and a function that builds its expression (called once per key). A runner that computes
-several metrics materialises each distinct key once and passes it in ``tables`` under
-that key; the metric then reads it instead of rebuilding it (see
+and a :data:`SharedBuild` (called once per key, in the order given). A runner that
+computes several metrics materialises each distinct key once and passes it in
+``tables`` under that key; the metric then reads it instead of rebuilding it (see
 :func:`shared_tables`). Keys spell out everything the table depends on."""
 
 
@@ -276,13 +281,14 @@ def shared_tables(
     *,
     scope: Scope,
     **params: Any,
-) -> dict[str, Callable[[], ir.Table]]:
+) -> dict[str, SharedBuild]:
     """The intermediate tables metric ``name`` would build that others build alike.
 
-    ``{key: builder of the unexecuted table}``; empty for a metric that shares nothing.
-    Keys are cheap to list; a builder runs only for a key not yet built. A runner
-    materialises each distinct key once (``revloop.engine.compute_metrics``) and adds
-    it to ``tables`` under its key before calling :func:`compute`.
+    ``{key: builder of the unexecuted table}`` (a :data:`SharedBuild`, called with the
+    tables available so far); empty for a metric that shares nothing. Keys are cheap
+    to list; a builder runs only for a key not yet built. A runner materialises each
+    distinct key once (``revloop.engine.compute_metrics``) and adds it to ``tables``
+    under its key before calling :func:`compute`.
     """
     definition = get_metric(name)
     if definition.shared is None:

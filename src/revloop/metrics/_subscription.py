@@ -7,7 +7,7 @@ Definitions, vendor defaults and sources: ``shared/reference/revops.md`` §1 and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import ibis
@@ -27,7 +27,7 @@ from revloop.metrics._mrr import (
     shared_ledger,
     start_index,
 )
-from revloop.metrics._registry import Benchmark, Policy, Scope, metric
+from revloop.metrics._registry import Benchmark, Policy, Scope, SharedBuild, metric
 from revloop.metrics._scope import period_start
 
 __all__ = [
@@ -193,7 +193,7 @@ def _reactivation(default: str, who: str) -> Policy:
 
 def _churn_shared(
     tables: Mapping[str, ir.Table], *, scope: Scope, convention: str, **policy: Any
-) -> dict[str, Callable[[], ir.Table]]:
+) -> dict[str, SharedBuild]:
     """The ledger customer_churn_rate reads (none for b2c_daily, which counts days)."""
     if convention == "b2c_daily":
         return {}
