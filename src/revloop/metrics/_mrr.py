@@ -342,78 +342,77 @@ def _build_ledger(
         discounts=discounts,
         scope=scope,
     )
+    # an integer key per customer: cheaper to group, join and sort by than the id text
+    rows = rows.mutate(ck=ibis.dense_rank().over(order_by=rows.customer_id))
     cal, _ = _calendar(rows, scope)
     hi = cal.idx.max()
     last = ibis.cases((rows.eff_end.isnull(), ibis.literal(10**7)), else_=rows.end_idx - 1)
     spanning = rows.filter(last >= rows.start_idx).mutate(last_idx=last)
     rm = spanning.join(cal, [cal.idx >= spanning.start_idx, cal.idx <= spanning.last_idx])
-    k = ((rm.idx - rm.start_idx) // rm.period_months) * rm.period_months
-    month_first = _index_date(rm.idx).cast(dt.timestamp)
-    rm = rm.mutate(
-        fx_at=ibis.cases(
+
+    def service_start(idx: ir.IntegerValue) -> ir.TimestampValue:
+        # month and year intervals: the start of the billing period holding month idx;
+        # day and week intervals: the later of starts_at and the month's first day
+        k = ((idx - rm.start_idx) // rm.period_months) * rm.period_months
+        return ibis.cases(
             (rm.period_months.notnull(), rm.starts_at + k.as_interval("M")),
-            else_=ibis.greatest(rm.starts_at, month_first),
+            else_=ibis.greatest(rm.starts_at, _index_date(idx).cast(dt.timestamp)),
+        )
+
+    rm = rm.mutate(
+        fx_at=service_start(rm.idx),
+        # last month's rate of a row that was active then (the FX line of a continuing row)
+        prev_fx_at=ibis.ifelse(
+            rm.idx > rm.start_idx, service_start(rm.idx - 1), ibis.null(dt.timestamp)
         ),
-        rm_key=rm.row_id * 1_000_000 + rm.idx,
         one=ibis.literal(1.0),
     )
-    rm = _with_rate(rm, tables.get("fx_rates"), "fx_at", reporting_currency)
-    w_row = ibis.window(group_by=rm.row_id, order_by=rm.idx)
-    rate = rm.amount_reporting
-    prev_rate = rate.lag().over(w_row)
+    fx_rates = tables.get("fx_rates")
+    rm = _with_rate(rm, fx_rates, "fx_at", reporting_currency).rename(rate="amount_reporting")
+    rm = _with_rate(rm, fx_rates, "prev_fx_at", reporting_currency)
+    prev_rate = rm.amount_reporting
     rm = rm.mutate(
-        mrr=rm.mrr_local * rate,
-        fx_row=ibis.ifelse(prev_rate.isnull(), 0.0, rm.mrr_local * (rate - prev_rate)),
+        mrr=rm.mrr_local * rm.rate,
+        fx_row=ibis.ifelse(prev_rate.isnull(), 0.0, rm.mrr_local * (rm.rate - prev_rate)),
     )
-    cm = rm.group_by(["customer_id", "idx"]).aggregate(
+    cm = rm.group_by(["ck", "idx"]).aggregate(
         end_sum=rm.mrr.sum(),
         n_rows=rm.count(),
         n_known=rm.mrr.count(),
         fx=rm.fx_row.sum(),
         unknown_interval=rm.unknown_interval.cast(dt.int64).sum(),
     )
+    # the same figures of the month before (the month's start), without a window
+    prev = cm.select("ck", idx=cm.idx + 1, p_sum=cm.end_sum, p_rows=cm.n_rows, p_known=cm.n_known)
     # rows that start and end inside one month: never active at a month's end
     fl = rows.filter((rows.end_idx == rows.start_idx) & (rows.eff_end > rows.starts_at))
     fl = fl.mutate(one=ibis.literal(1.0))
-    fl = _with_rate(fl, tables.get("fx_rates"), "starts_at", reporting_currency)
-    fl = fl.group_by(["customer_id", fl.start_idx.name("idx")]).aggregate(
+    fl = _with_rate(fl, fx_rates, "starts_at", reporting_currency)
+    fl = fl.group_by(["ck", fl.start_idx.name("idx")]).aggregate(
         flicker=(fl.mrr_local * fl.amount_reporting).sum(),
         fl_unknown=fl.unknown_interval.cast(dt.int64).sum(),
     )
-    first = rows.group_by("customer_id").aggregate(first_idx=rows.start_idx.min())
+    first = rows.group_by(["ck", "customer_id"]).aggregate(first_idx=rows.start_idx.min())
     dense = first.join(cal, [cal.idx >= first.first_idx, cal.idx <= hi.as_scalar()])
-    dense = dense.select("customer_id", "idx")
-    led = dense.left_join(cm, ["customer_id", "idx"]).select(
-        "customer_id", "idx", "end_sum", "n_rows", "n_known", "fx", "unknown_interval"
-    )
-    led = led.left_join(fl, ["customer_id", "idx"]).select(
-        "customer_id",
-        "idx",
-        "end_sum",
-        "n_rows",
-        "n_known",
-        "fx",
-        "unknown_interval",
-        "flicker",
-        "fl_unknown",
-    )
-    end_mrr = ibis.ifelse(
-        led.n_known.fill_null(0) < led.n_rows.fill_null(0),
-        ibis.null(dt.float64),
-        led.end_sum.fill_null(0.0),
-    )
+    led = dense.select("ck", "customer_id", "idx", "first_idx")
+    for part in (cm, prev, fl):
+        led = led.left_join(part, ["ck", "idx"]).drop("ck_right", "idx_right")
+
+    def month_end(
+        total: ir.FloatingValue, n_known: ir.IntegerValue, n_rows: ir.IntegerValue
+    ) -> ir.FloatingValue:
+        # null when a row active at the month's end has an unknown interval
+        unknown = n_known.fill_null(0) < n_rows.fill_null(0)
+        return ibis.ifelse(unknown, ibis.null(dt.float64), total.fill_null(0.0))
+
     led = led.mutate(
-        end_mrr=end_mrr,
+        end_mrr=month_end(led.end_sum, led.n_known, led.n_rows),
+        start_mrr=ibis.ifelse(
+            led.idx == led.first_idx, 0.0, month_end(led.p_sum, led.p_known, led.p_rows)
+        ),
         fx=led.fx.fill_null(0.0),
         unknown_interval=led.unknown_interval.fill_null(0) + led.fl_unknown.fill_null(0),
         flicker=led.flicker.fill_null(0.0),
-    )
-    w = ibis.window(group_by=led.customer_id, order_by=led.idx)
-    led = led.mutate(start_mrr=led.end_mrr.lag().over(w))
-    led = led.mutate(
-        start_mrr=ibis.ifelse(
-            led.idx == led.idx.min().over(ibis.window(group_by=led.customer_id)), 0.0, led.start_mrr
-        )
     )
     was = led.start_mrr > _EPS
     now = led.end_mrr > _EPS
@@ -426,10 +425,14 @@ def _build_ledger(
     led = led.mutate(new_churn=fl_mrr)
     was = led.start_mrr > _EPS
     now = led.end_mrr > _EPS
-    paid = now | (led.new_churn > _EPS)
-    prior = ibis.window(group_by=led.customer_id, order_by=led.idx, rows=(None, -1))
-    last_paid = ibis.ifelse(paid, led.idx, ibis.null(dt.int64)).max().over(prior)
-    led = led.mutate(last_paid=last_paid)
+    paid_idx = ibis.ifelse(now | (led.new_churn > _EPS), led.idx, ibis.null(dt.int64))
+    if reactivation_window is None:
+        # paid in some earlier month: the first paid month is earlier (no ordered window)
+        first_paid = paid_idx.min().over(ibis.window(group_by=led.ck))
+        led = led.mutate(last_paid=ibis.ifelse(first_paid < led.idx, first_paid, None))
+    else:  # the latest paid month before this one
+        prior = ibis.window(group_by=led.ck, order_by=led.idx, rows=(None, -1))
+        led = led.mutate(last_paid=paid_idx.max().over(prior))
     was = led.start_mrr > _EPS
     now = led.end_mrr > _EPS
     returning = ~was & (now | (led.new_churn > _EPS))
