@@ -17,7 +17,7 @@ import pytest
 import revloop
 from revloop import engine, metrics
 from revloop.attribution import to_reporting_currency
-from revloop.metrics._mrr import LEDGER_POLICIES, ledger_key
+from revloop.metrics._mrr import LEDGER_POLICIES, ledger_key, months_key
 from revloop.metrics._registry import Scope
 from revloop.synthetic import demo_company
 
@@ -67,9 +67,13 @@ def test_ledger_is_built_once_per_policy_set(company):
     for r in reqs:
         keys |= set(metrics.shared_tables(r.name, tables, scope=r.scope, **dict(r.params)))
     defaults = {p.name: p.default for p in LEDGER_POLICIES}
+    at_cancel = {**defaults, "churn_recognition": "at_cancel"}
+    # each ledger and its monthly totals (all requests group by nothing)
     assert keys == {
         ledger_key(Scope(), defaults),
-        ledger_key(Scope(), {**defaults, "churn_recognition": "at_cancel"}),
+        months_key(Scope(), defaults),
+        ledger_key(Scope(), at_cancel),
+        months_key(Scope(), at_cancel),
     }
     seen: list[str] = []
     engine.compute_metrics(con, tables, reqs, on_done=lambda m: seen.append(m.request.name))

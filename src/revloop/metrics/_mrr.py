@@ -36,11 +36,15 @@ __all__ = [
     "MOVEMENTS",
     "TRIAL_STATUSES",
     "aggregate_ledger",
+    "aggregate_months",
     "customer_attribute",
     "customer_ledger",
+    "customer_months",
     "last_month",
     "ledger_key",
+    "ledger_months",
     "month_index",
+    "months_key",
     "normalised_subscriptions",
     "shared_ledger",
     "start_index",
@@ -313,14 +317,22 @@ def ledger_key(scope: Scope, policy: Mapping[str, Any]) -> str:
 def shared_ledger(
     tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any
 ) -> dict[str, SharedBuild]:
-    """``{ledger_key: builder}`` for a metric computed with these ledger policies."""
+    """``{key: builder}`` for a metric computed with these ledger policies: the ledger
+    and its monthly totals per ``scope.by`` (:func:`customer_months`), built from it."""
     ledger_policy = {k: policy[k] for k in _LEDGER_NAMES}
     whole = Scope(end=scope.end, as_of=scope.as_of)
 
     def build(available: Mapping[str, ir.Table]) -> ir.Table:
         return _build_ledger(available, scope=whole, **ledger_policy)
 
-    return {ledger_key(scope, ledger_policy): build}
+    def build_months(available: Mapping[str, ir.Table]) -> ir.Table:
+        months_scope = Scope(by=scope.by, end=scope.end, as_of=scope.as_of)
+        return customer_months(available, scope=months_scope, **ledger_policy)
+
+    return {
+        ledger_key(scope, ledger_policy): build,
+        months_key(scope, ledger_policy): build_months,
+    }
 
 
 def _build_ledger(
@@ -488,31 +500,26 @@ def last_month(ledger: ir.Table) -> ir.Table:
     return ledger.filter(ledger.idx == ledger.idx.max().over(ibis.window()))
 
 
-def aggregate_ledger(ledger: ir.Table, scope: Scope, *, by: ir.Table | None = None) -> ir.Table:
-    """Totals of the customer ledger per ``[by,] period`` (or one row for the whole window).
+def ledger_months(
+    ledger: ir.Table, *, by_name: str | None = None, by: ir.Table | None = None
+) -> ir.Table:
+    """Totals of the customer ledger per [``by_name``,] month, one row each.
 
-    Output: [by, period,] ``start_mrr`` (of the first month), ``new`` … ``fx`` (sums),
-    ``new_churn`` (MRR of customers new and churned inside one month, part of new/
-    reactivation and churn), ``react_churn`` (the part of it that was reactivation),
-    ``end_mrr`` (of the last month), ``customers_start``, ``customers_end``,
-    ``new_customers``, ``churned_customers`` (active at a month's start, gone at its end),
-    ``new_churned_customers``, ``reactivated_customers``, ``unknown_interval``,
-    ``reconciles`` (every customer-month reconciles and the totals do), ``months``.
+    Output: [by_name,] ``idx``, ``month``, ``start_mrr``, ``end_mrr``, the sums of the
+    movements, ``new_churn``, ``react_churn``, the customer counts of
+    :func:`aggregate_ledger`, ``unknown_interval``, ``unknown`` (a customer-month with an
+    unknown interval) and ``all_reconcile``. ``by`` maps ``customer_id`` to ``by_name``
+    (:func:`customer_attribute`).
     """
-    if scope.period in ("day", "week"):
-        raise ConfigError(
-            f"subscription metrics are monthly: --period {scope.period!r} is not supported; "
-            "use month, quarter or year."
-        )
     led = ledger
     keys: list[str] = []
-    if scope.by is not None:
+    if by_name is not None:
         if by is None:
-            raise ConfigError(f"cannot group subscription metrics by {scope.by!r}")
+            raise ConfigError(f"cannot group subscription metrics by {by_name!r}")
         led = led.join(by, "customer_id")
-        keys.append(scope.by)
+        keys.append(by_name)
     null_if_unknown = led.unknown_interval > 0
-    monthly = led.group_by([*keys, "idx", "month"]).aggregate(
+    return led.group_by([*keys, "idx", "month"]).aggregate(
         start_mrr=led.start_mrr.sum(),
         end_mrr=led.end_mrr.sum(),
         **{m: led[m].sum() for m in MOVEMENTS},
@@ -528,6 +535,64 @@ def aggregate_ledger(ledger: ir.Table, scope: Scope, *, by: ir.Table | None = No
         unknown=null_if_unknown.any(),
         all_reconcile=led.reconciles.fill_null(False).all(),
     )
+
+
+def months_key(scope: Scope, policy: Mapping[str, Any]) -> str:
+    """The name the materialised :func:`ledger_months` of a ledger and a ``by`` go by.
+
+    >>> months_key(Scope(by="plan"), {"discounts": "apply"})
+    'mrr_months(mrr_ledger(end=None, as_of=None, discounts=apply), by=plan)'
+    """
+    return f"mrr_months({ledger_key(scope, policy)}, by={scope.by})"
+
+
+def customer_months(
+    tables: Mapping[str, ir.Table], *, scope: Scope, history: bool = False, **policy: Any
+) -> ir.Table:
+    """:func:`ledger_months` of the :func:`customer_ledger` of these policies, per ``scope.by``.
+
+    Read from ``tables`` when a runner materialised it (:func:`months_key`). The months
+    before ``scope.start`` are dropped unless ``history``.
+    """
+    ledger_policy = {k: policy[k] for k in _LEDGER_NAMES}
+    months = tables.get(months_key(scope, ledger_policy))
+    if months is None:
+        whole = Scope(end=scope.end, as_of=scope.as_of)
+        led = customer_ledger(tables, scope=whole, **ledger_policy)
+        by = None if scope.by is None else customer_attribute(tables["subscriptions"], scope.by)
+        months = ledger_months(led, by_name=scope.by, by=by)
+    if scope.start is not None and not history:
+        months = months.filter(months.idx >= _py_index(scope.start)[0])
+    return months
+
+
+def aggregate_ledger(ledger: ir.Table, scope: Scope, *, by: ir.Table | None = None) -> ir.Table:
+    """Totals of the customer ledger per ``[by,] period`` (or one row for the whole window).
+
+    Output: [by, period,] ``start_mrr`` (of the first month), ``new`` … ``fx`` (sums),
+    ``new_churn`` (MRR of customers new and churned inside one month, part of new/
+    reactivation and churn), ``react_churn`` (the part of it that was reactivation),
+    ``end_mrr`` (of the last month), ``customers_start``, ``customers_end``,
+    ``new_customers``, ``churned_customers`` (active at a month's start, gone at its end),
+    ``new_churned_customers``, ``reactivated_customers``, ``unknown_interval``,
+    ``reconciles`` (every customer-month reconciles and the totals do), ``months``.
+    """
+    _monthly_only(scope)
+    return aggregate_months(ledger_months(ledger, by_name=scope.by, by=by), scope)
+
+
+def _monthly_only(scope: Scope) -> None:
+    if scope.period in ("day", "week"):
+        raise ConfigError(
+            f"subscription metrics are monthly: --period {scope.period!r} is not supported; "
+            "use month, quarter or year."
+        )
+
+
+def aggregate_months(monthly: ir.Table, scope: Scope) -> ir.Table:
+    """:func:`aggregate_ledger` of the :func:`ledger_months` of a ledger."""
+    _monthly_only(scope)
+    keys = [] if scope.by is None else [scope.by]
     if scope.period is not None:
         monthly = monthly.mutate(
             period=period_start(monthly.month.cast(dt.timestamp), scope.period)

@@ -18,9 +18,10 @@ from ibis import _
 from revloop.exceptions import ConfigError
 from revloop.metrics._mrr import (
     LEDGER_POLICIES,
-    aggregate_ledger,
+    aggregate_months,
     customer_attribute,
     customer_ledger,
+    customer_months,
     daily_churn,
     last_month,
     normalised_subscriptions,
@@ -60,11 +61,10 @@ def _totals(
 ) -> ir.Table:
     """Ledger totals per [by, period]; a ``rate`` with no period and no start: the last month."""
     ledger_policy = {k: policy[k] for k in _LEDGER_KEYS}
-    led = customer_ledger(tables, scope=scope, **ledger_policy)
-    if rate and scope.period is None and scope.start is None:
-        led = last_month(led)
-    by = None if scope.by is None else customer_attribute(tables["subscriptions"], scope.by)
-    return aggregate_ledger(led, scope, by=by)
+    months = customer_months(tables, scope=scope, **ledger_policy)
+    if rate and scope.period is None and scope.start is None:  # the last month
+        months = months.filter(months.idx == months.idx.max().as_scalar())
+    return aggregate_months(months, scope)
 
 
 def _keys(scope: Scope) -> list[str]:
@@ -607,9 +607,9 @@ def ltv(tables: Mapping[str, ir.Table], *, scope: Scope, method: str, **policy: 
                 "ltv method='cohort_empirical' is one figure: drop --by and --period."
             )
         return _ltv_cohort(led)
-    monthly_scope = Scope(by=scope.by, period="month", as_of=scope.as_of)
-    by = None if scope.by is None else customer_attribute(tables["subscriptions"], scope.by)
-    m = aggregate_ledger(led, monthly_scope, by=by)
+    monthly_scope = Scope(by=scope.by, period="month", end=scope.end, as_of=scope.as_of)
+    months = customer_months(tables, scope=monthly_scope, history=True, **ledger_policy)
+    m = aggregate_months(months, monthly_scope)
     m = m.mutate(
         churn_m=_ratio(m.churned_customers, m.customers_start),
         arpa=_ratio(m.end_mrr, m.customers_end),
