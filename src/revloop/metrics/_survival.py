@@ -19,20 +19,27 @@ def km_curve(d: ir.Table, keys: list[str], time: str, event: ir.BooleanValue) ->
 
     Output: [keys,] ``time``, at_risk, events, censored, survival (S just after ``time``),
     one row per distinct time. Survival is exactly 0 once every subject at risk has had
-    the event.
+    the event. ``time`` is never null (the callers censor at a horizon).
+
+    Two sorted passes, the fewest the estimator allows: the subjects at risk at t (all
+    subjects of the group less those whose time is earlier, a rank), then the running
+    product of (1 - d/n) as a running sum of logarithms. Everyone at risk has the event
+    only at a group's last time (nobody is left after it), so that row's survival is 0
+    without a running maximum.
     """
-    g = (
-        d.mutate(__event=event.cast(dt.int64))
-        .group_by([*keys, time])
-        .aggregate(events=ibis._.__event.sum(), total=ibis._.count())
-    )
     gb = keys or None
-    # at risk at t: everyone whose time is t or later
-    desc = ibis.window(group_by=gb, order_by=ibis.desc(g[time]), rows=(None, 0))
-    g = g.mutate(at_risk=g.total.sum().over(desc), censored=g.total - g.events)
+    w = ibis.window(group_by=gb, order_by=d[time])
+    ranked = d.mutate(
+        __event=event.cast(dt.int64),
+        # subjects whose time is t or later: the group's size less those before t
+        __at_risk=d[time].count().over(w) - ibis.rank().over(w),
+    )
+    g = ranked.group_by([*keys, time]).aggregate(
+        events=ranked.__event.sum(), total=ranked.count(), at_risk=ranked.__at_risk.max()
+    )
+    g = g.mutate(censored=g.total - g.events)
     asc = ibis.window(group_by=gb, order_by=g[time], rows=(None, 0))
     all_gone = g.events >= g.at_risk
     log_factor = ibis.ifelse(all_gone, 0.0, (1.0 - g.events.cast(dt.float64) / g.at_risk).ln())
-    g = g.mutate(__zero=all_gone.cast(dt.int64).max().over(asc), __log=log_factor.sum().over(asc))
-    g = g.mutate(survival=ibis.ifelse(g.__zero > 0, 0.0, g.__log.exp()))
+    g = g.mutate(survival=ibis.ifelse(all_gone, 0.0, log_factor.sum().over(asc).exp()))
     return g.select(*keys, time, "at_risk", "events", "censored", "survival")
