@@ -49,7 +49,7 @@ def test_batch_equals_one_by_one(company):
         )
         assert m.result.policy == alone.policy
         want = engine.to_pandas(alone.table, con)
-        pd.testing.assert_frame_equal(_sorted(m.frame), _sorted(want), check_dtype=False)
+        pd.testing.assert_frame_equal(_sorted(m.frame), _sorted(want), check_dtype=True)
 
 
 def test_ledger_is_built_once_per_policy_set(company):

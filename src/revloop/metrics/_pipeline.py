@@ -119,12 +119,46 @@ def _days(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingVa
     return (later.epoch_seconds() - earlier.epoch_seconds()).cast(dt.float64) / _DAY
 
 
+def deals_key(scope: Scope, reporting_currency: str) -> str:
+    """The name materialised :func:`_deals` go by.
+
+    >>> deals_key(Scope(as_of="2025-01-01"), "EUR")
+    'deals(as_of=2025-01-01, reporting_currency=EUR)'
+    """
+    return f"deals(as_of={scope.as_of}, reporting_currency={reporting_currency})"
+
+
+def _shared_deals(
+    tables: Mapping[str, ir.Table],
+    *,
+    scope: Scope,
+    reporting_currency: str = "USD",
+    qualified_stage: str | None = None,
+    **_: Any,
+) -> dict[str, SharedBuild]:
+    """``{key: builder}``: the converted deals every deal metric reads, and the stage
+    history when ``qualified_stage`` needs it."""
+    whole = Scope(as_of=scope.as_of)
+
+    def build(available: Mapping[str, ir.Table]) -> ir.Table:
+        return _deals(available, whole, reporting_currency)
+
+    out: dict[str, SharedBuild] = {deals_key(whole, reporting_currency): build}
+    if qualified_stage is not None and "stage_history" in tables:
+        out.update(_shared_history(tables, scope=scope))
+    return out
+
+
 def _deals(tables: Mapping[str, ir.Table], scope: Scope, reporting_currency: str) -> ir.Table:
     """Opportunities as known at ``scope.as_of``, with ``amt`` in the reporting currency.
 
     With ``as_of``: deals created later are left out, and a deal closed later is still
     ``open`` (its ``closed_at`` is null). ``amt`` is converted at the close (or creation) day.
+    A runner of several metrics may have materialised them under :func:`deals_key`.
     """
+    shared = tables.get(deals_key(Scope(as_of=scope.as_of), reporting_currency))
+    if shared is not None:
+        return shared
     opp = conform(tables["opportunities"], "opportunities")
     if scope.as_of is not None:
         cut = as_timestamp(scope.as_of)
@@ -238,6 +272,7 @@ def _win_value(t: ir.Table, basis: str) -> ir.FloatingValue:
 @metric(
     "average_deal_size",
     family="pipeline",
+    shared=_shared_deals,
     tables=("opportunities",),
     optional_tables=("fx_rates",),
     policies=(
@@ -300,6 +335,7 @@ def average_deal_size(
 @metric(
     "win_rate",
     family="pipeline",
+    shared=_shared_deals,
     tables=("opportunities",),
     optional_tables=("fx_rates", "stage_history"),
     policies=(
@@ -490,6 +526,7 @@ def _cycles(opp: ir.Table, scope: Scope) -> ir.Table:
 @metric(
     "sales_cycle",
     family="pipeline",
+    shared=_shared_deals,
     tables=("opportunities",),
     policies=(
         Policy(
@@ -550,6 +587,7 @@ def _log_mean(a: ir.FloatingValue, b: ir.FloatingValue) -> ir.FloatingValue:
 @metric(
     "pipeline_velocity",
     family="pipeline",
+    shared=_shared_deals,
     tables=("opportunities",),
     optional_tables=("fx_rates", "stage_history"),
     policies=(
@@ -701,6 +739,7 @@ def _unbounded(scope: Scope) -> Scope:
 @metric(
     "pipeline_coverage",
     family="pipeline",
+    shared=_shared_deals,
     tables=("opportunities",),
     optional_tables=("fx_rates", "stage_history"),
     policies=(
