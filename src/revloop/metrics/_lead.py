@@ -406,11 +406,12 @@ def _lead_base(
     if scope.as_of is not None:
         horizon: ir.TimestampValue = as_timestamp(scope.as_of)
     else:
-        lmax = leads.created_at.max()
+        # scalar subqueries: computed once, not as a window over every lead
+        lmax = leads.created_at.max().as_scalar()
         horizon = ibis.greatest(
             lmax,
-            lmax if acts is None else acts.occurred_at.max().fill_null(lmax),
-            lmax if opp is None else opp.created_at.max().fill_null(lmax),
+            lmax if acts is None else acts.occurred_at.max().as_scalar().fill_null(lmax),
+            lmax if opp is None else opp.created_at.max().as_scalar().fill_null(lmax),
         )
     country = None if holidays in (None, "none") else holidays
     cal = business_day_table(calendar, timezone, country)

@@ -497,7 +497,7 @@ MOVEMENTS = ("new", "expansion", "contraction", "churn", "reactivation", "fx")
 
 def last_month(ledger: ir.Table) -> ir.Table:
     """The ledger's rows of its last month (the default window of a rate)."""
-    return ledger.filter(ledger.idx == ledger.idx.max().over(ibis.window()))
+    return ledger.filter(ledger.idx == ledger.idx.max().as_scalar())
 
 
 def ledger_months(

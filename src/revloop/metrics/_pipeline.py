@@ -934,10 +934,9 @@ def _entries(h: ir.Table) -> ir.Table:
     Terminal entries (the closed stage itself) are left out.
     """
     w = ibis.window(group_by="opportunity_id", order_by="changed_at")
+    last_change = h.changed_at.max().as_scalar()  # scalar subqueries, not windows
     h = h.mutate(
-        __ref=ibis.greatest(
-            h.changed_at.max().over(), h.closed_at.max().over().coalesce(h.changed_at.max().over())
-        ),
+        __ref=ibis.greatest(last_change, h.closed_at.max().as_scalar().coalesce(last_change))
     )
     e = h.filter(h._prev_stage.isnull() | (h._prev_stage != h.stage))
     e = e.mutate(exit_at=e.changed_at.lead().over(w).coalesce(e.closed_at))
@@ -1024,21 +1023,25 @@ def stage_conversion(
     pos = _positions(e, stages)
     v = e.inner_join(pos, "stage")
     dims = [scope.by] if scope.by is not None else []
-    visits = v.group_by(["opportunity_id", "stage"]).aggregate(visits=v.count())
+    visits = v.group_by(["opportunity_id", "stage", "position"]).aggregate(visits=v.count())
     deal = v.group_by(["opportunity_id", *dims]).aggregate(
         min_pos=v.position.min(),
         max_pos=v.position.max(),
         start_at=v.changed_at.min(),
         won=(v.status == "won").any(),
     )
+    # a row at the next position (positions are consecutive): a join, not a window
+    nxt = visits.select("opportunity_id", position=visits.position - 1, __next=ibis.literal(True))
     grid = deal.cross_join(pos)
     grid = grid.left_join(visits, ["opportunity_id", "stage"])
+    grid = grid.drop(*[c for c in grid.columns if c.endswith("_right")])
+    grid = grid.left_join(nxt, ["opportunity_id", "position"])
     grid = grid.drop(*[c for c in grid.columns if c.endswith("_right")])
     n = grid.position.max().over()
     has = grid.visits.notnull()
     grid = grid.mutate(
         has_row=has,
-        next_has=has.lead().over(group_by="opportunity_id", order_by="position").coalesce(False),
+        next_has=grid.__next.notnull(),
         reach=ibis.ifelse(grid.won, n + 1, grid.max_pos),
         last=grid.position == n,
     )
@@ -1214,10 +1217,69 @@ def time_in_stage(
 # ---------------------------------------------------------------- slippage
 
 
+def slippage_key(scope: Scope, push: str, push_period: str) -> str:
+    """The name materialised :func:`_slipped_deals` go by.
+
+    >>> slippage_key(Scope(), "later_period", "quarter")
+    'slipped_deals(as_of=None, by=None, push=later_period, push_period=quarter)'
+    """
+    return (
+        f"slipped_deals(as_of={scope.as_of}, by={scope.by}, push={push}, push_period={push_period})"
+    )
+
+
+def _shared_slippage(
+    tables: Mapping[str, ir.Table], *, scope: Scope, push: str, push_period: str, **_: Any
+) -> dict[str, SharedBuild]:
+    """``{key: builder}``: the stage history and the per-deal pushes a headline and a trend
+    of slippage both read."""
+    whole = Scope(by=scope.by, as_of=scope.as_of)
+
+    def build(available: Mapping[str, ir.Table]) -> ir.Table:
+        return _slipped_deals(available, whole, push, push_period)
+
+    return {**_shared_history(tables, scope=scope), slippage_key(whole, push, push_period): build}
+
+
+def _slipped_deals(
+    tables: Mapping[str, ir.Table], scope: Scope, push: str, push_period: str
+) -> ir.Table:
+    """One row per deal with a close date: [by,] pushes, pulls, first and last close date."""
+    h = _history(tables, scope)
+    h = h.filter(h.close_date.notnull())
+    # the previous known close date: a window over the rows that have one
+    w = ibis.window(group_by="opportunity_id", order_by="changed_at")
+    h = h.mutate(__prev=h.close_date.lag().over(w))
+    if push == "later_date":
+        pushed = h.close_date > h.__prev
+        pulled = h.close_date < h.__prev
+    else:
+        now = period_start(h.close_date, push_period)
+        before = period_start(h.__prev, push_period)
+        pushed = now > before
+        pulled = now < before
+    h = h.mutate(
+        __push=pushed.coalesce(False).cast(dt.int64),
+        __pull=pulled.coalesce(False).cast(dt.int64),
+    )
+    dims = [scope.by] if scope.by is not None else []
+    deal = h.group_by(["opportunity_id", *dims]).aggregate(
+        pushes=h.__push.sum(),
+        pulls=h.__pull.sum(),
+        first_close=h.close_date.argmin(h._seq),
+        last_close=h.close_date.argmax(h._seq),
+    )
+    deal = deal.mutate(
+        __out=period_start(deal.last_close, push_period)
+        > period_start(deal.first_close, push_period)
+    )
+    return deal
+
+
 @metric(
     "slippage",
     family="pipeline",
-    shared=_shared_history,
+    shared=_shared_slippage,
     tables=("stage_history", "opportunities"),
     policies=(
         Policy(
@@ -1274,34 +1336,9 @@ def slippage(
         deals; the "60% slip again" claim of revops.md §2.8 to measure), pushed_out_deals,
         pushed_out_share.
     """
-    h = _history(tables, scope)
-    h = h.filter(h.close_date.notnull())
-    # the previous known close date: a window over the rows that have one
-    w = ibis.window(group_by="opportunity_id", order_by="changed_at")
-    h = h.mutate(__prev=h.close_date.lag().over(w))
-    if push == "later_date":
-        pushed = h.close_date > h.__prev
-        pulled = h.close_date < h.__prev
-    else:
-        now = period_start(h.close_date, push_period)
-        before = period_start(h.__prev, push_period)
-        pushed = now > before
-        pulled = now < before
-    h = h.mutate(
-        __push=pushed.coalesce(False).cast(dt.int64),
-        __pull=pulled.coalesce(False).cast(dt.int64),
-    )
-    dims = [scope.by] if scope.by is not None else []
-    deal = h.group_by(["opportunity_id", *dims]).aggregate(
-        pushes=h.__push.sum(),
-        pulls=h.__pull.sum(),
-        first_close=h.close_date.argmin(h._seq),
-        last_close=h.close_date.argmax(h._seq),
-    )
-    deal = deal.mutate(
-        __out=period_start(deal.last_close, push_period)
-        > period_start(deal.first_close, push_period)
-    )
+    deal = tables.get(slippage_key(scope, push, push_period))
+    if deal is None:
+        deal = _slipped_deals(tables, scope, push, push_period)
     deal = scoped(deal, "first_close", _unbounded(scope), table_name="stage_history")
     keys = group_keys(scope)
     out = _agg(
