@@ -405,8 +405,10 @@ def _build_ledger(
         fl_unknown=fl.unknown_interval.cast(dt.int64).sum(),
     )
     first = rows.group_by(["ck", "customer_id"]).aggregate(first_idx=rows.start_idx.min())
+    if reactivation_window is None:
+        first = first.left_join(_first_paid(cm, fl), "ck").drop("ck_right")
     dense = first.join(cal, [cal.idx >= first.first_idx, cal.idx <= hi.as_scalar()])
-    led = dense.select("ck", "customer_id", "idx", "first_idx")
+    led = dense.select("ck", "customer_id", "idx", "first_idx", *first.columns[3:])
     for part in (cm, prev, fl):
         led = led.left_join(part, ["ck", "idx"]).drop("ck_right", "idx_right")
 
@@ -439,9 +441,10 @@ def _build_ledger(
     now = led.end_mrr > _EPS
     paid_idx = ibis.ifelse(now | (led.new_churn > _EPS), led.idx, ibis.null(dt.int64))
     if reactivation_window is None:
-        # paid in some earlier month: the first paid month is earlier (no ordered window)
-        first_paid = paid_idx.min().over(ibis.window(group_by=led.ck))
-        led = led.mutate(last_paid=ibis.ifelse(first_paid < led.idx, first_paid, None))
+        # paid in some earlier month: the first paid month is earlier (see _first_paid)
+        led = led.mutate(
+            last_paid=ibis.ifelse(led.first_paid < led.idx, led.first_paid, ibis.null(dt.int64))
+        )
     else:  # the latest paid month before this one
         prior = ibis.window(group_by=led.ck, order_by=led.idx, rows=(None, -1))
         led = led.mutate(last_paid=paid_idx.max().over(prior))
@@ -490,6 +493,27 @@ def _build_ledger(
         "unknown_interval",
         "reconciles",
     )
+
+
+def _first_paid(cm: ir.Table, fl: ir.Table) -> ir.Table:
+    """``ck, first_paid``: each customer's first month with MRR at its end or a
+    same-month flicker counted as new and churned (``new_churn``), without a window
+    over the whole ledger.
+
+    A month is paid when its end MRR is known and above zero, or when its flicker is
+    above zero and the month starts and ends at a known zero. A flicker month earlier
+    than the first paid month-end has no positive month-end at it or the month before,
+    so it is paid unless one of the two is unknown (a row of unknown interval); a later
+    one cannot lower the minimum. Only those rare unknown months are joined.
+    """
+    known = cm.n_known >= cm.n_rows
+    paid = cm.filter(known & (cm.end_sum > _EPS)).select("ck", "idx")
+    unknown = cm.filter(~known).select("ck", "idx")
+    f = fl.filter(fl.flicker > _EPS).select("ck", "idx")
+    f = f.anti_join(unknown, ["ck", "idx"])
+    f = f.anti_join(unknown.mutate(idx=unknown.idx + 1), ["ck", "idx"])
+    months = paid.union(f)
+    return months.group_by("ck").aggregate(first_paid=months.idx.min())
 
 
 MOVEMENTS = ("new", "expansion", "contraction", "churn", "reactivation", "fx")
