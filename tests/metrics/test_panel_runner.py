@@ -52,6 +52,26 @@ def test_batch_equals_one_by_one(company):
         pd.testing.assert_frame_equal(_sorted(m.frame), _sorted(want), check_dtype=True)
 
 
+@pytest.mark.parametrize("by", ["source", "person_id"])
+def test_grouped_lead_metrics_in_a_batch_equal_one_by_one(company, by):
+    # the shared lead base leaves identifiers out unless a request groups by one
+    con, tables = company
+    reqs = [
+        metrics.Request(name, by=by)
+        for name in ("speed_to_lead", "lead_contact_rate", "lead_to_opportunity_rate")
+    ]
+    keys = {
+        k for r in reqs for k in metrics.shared_tables(r.name, tables, scope=r.scope, **r.params)
+    }
+    assert len(keys) == 1
+    assert ("keep=person_id" in next(iter(keys))) == (by == "person_id")
+    for m in engine.compute_metrics(con, tables, reqs):
+        alone = metrics.compute(m.request.name, tables, by=by)
+        want = engine.to_pandas(alone.table, con)
+        assert len(want) > 1
+        pd.testing.assert_frame_equal(_sorted(m.frame), _sorted(want), check_dtype=True)
+
+
 def test_ledger_is_built_once_per_policy_set(company):
     con, tables = company
     reqs = [

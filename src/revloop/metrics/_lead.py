@@ -303,12 +303,19 @@ def lead_base_key(
     >>> lead_base_key(Scope(), contact_window_days=30)
     'lead_base(as_of=None, clock=wall, calendar=Mon-Fri 09:00-17:00, timezone=UTC, holidays=None, contact_window_days=30, opportunities=True, activities=True)'
     """
+    keep = f", keep={scope.by}" if scope.by in _IDENTITY_COLUMNS else ""
     return (
         f"lead_base(as_of={scope.as_of}, clock={clock}, calendar={calendar}, "
         f"timezone={timezone}, holidays={holidays}, "
         f"contact_window_days={contact_window_days}, "
-        f"opportunities={opportunities}, activities={activities})"
+        f"opportunities={opportunities}, activities={activities}{keep})"
     )
+
+
+#: Lead columns no lead metric reads after the base is built (identifiers and the CRM's
+#: own conversion fields): a shared base leaves them out, and keeps one only when a
+#: metric is grouped by it (its key then says so).
+_IDENTITY_COLUMNS = ("person_id", "email_hash", "click_id", "converted_at", "opportunity_id")
 
 
 def _shared_base(
@@ -332,14 +339,16 @@ def _shared_base(
     }
     whole = Scope(as_of=scope.as_of)
     key = lead_base_key(
-        whole,
+        Scope(as_of=scope.as_of, by=scope.by),
         **kw,
         opportunities="opportunities" in tables,
         activities="activities" in tables,
     )
 
     def build(available: Mapping[str, ir.Table]) -> ir.Table:
-        return _lead_base(available, whole, **kw)
+        base = _lead_base(available, whole, **kw)
+        # the materialised base is narrower: no identifier a metric does not group by
+        return base.drop(*[c for c in _IDENTITY_COLUMNS if c in base.columns and c != scope.by])
 
     return {key: build}
 
@@ -422,7 +431,12 @@ def _lead_base(
         rep = acts.filter(
             acts.lead_id.notnull() & (acts.direction.isnull() | (acts.direction == "outbound"))
         )
-        lc = leads.select(lead_id=leads.lead_id, _created=leads.created_at)
+        # the window's end is computed once per lead, not once per activity
+        lc = leads.select(
+            lead_id=leads.lead_id,
+            _created=leads.created_at,
+            _until=leads.created_at + ibis.interval(days=contact_window_days),
+        )
         rj = rep.inner_join(lc, "lead_id")
         after = rj.occurred_at >= rj._created
         two_way = rj.outcome.isin(_CONTACT_OUTCOMES) | (rj.kind == "meeting")
@@ -430,7 +444,7 @@ def _lead_base(
             "first_touch_at": rj.occurred_at.min(where=after),
             "early": (rj.occurred_at < rj._created).any(),
         }
-        in_win = after & (rj.occurred_at < rj._created + ibis.interval(days=contact_window_days))
+        in_win = after & (rj.occurred_at < rj._until)
         aggs["attempts_in_window"] = in_win.cast("int64").sum()
         aggs["contact_in_window"] = (in_win & two_way).any()
         call = in_win & (rj.kind == "call")
