@@ -387,29 +387,50 @@ def _build_ledger(
         mrr=rm.mrr_local * rm.rate,
         fx_row=ibis.ifelse(prev_rate.isnull(), 0.0, rm.mrr_local * (rm.rate - prev_rate)),
     )
-    cm = rm.group_by(["ck", "idx"]).aggregate(
-        end_sum=rm.mrr.sum(),
-        n_rows=rm.count(),
-        n_known=rm.mrr.count(),
-        fx=rm.fx_row.sum(),
-        unknown_interval=rm.unknown_interval.cast(dt.int64).sum(),
-    )
-    # the same figures of the month before (the month's start), without a window
-    prev = cm.select("ck", idx=cm.idx + 1, p_sum=cm.end_sum, p_rows=cm.n_rows, p_known=cm.n_known)
-    # rows that start and end inside one month: never active at a month's end
+    # rows that start and end inside one month: never active at a month's end; their
+    # MRR (at the start's rate) is the month's flicker, summed in the same aggregate
     fl = rows.filter((rows.end_idx == rows.start_idx) & (rows.eff_end > rows.starts_at))
     fl = fl.mutate(one=ibis.literal(1.0))
     fl = _with_rate(fl, fx_rates, "starts_at", reporting_currency)
-    fl = fl.group_by(["ck", fl.start_idx.name("idx")]).aggregate(
-        flicker=(fl.mrr_local * fl.amount_reporting).sum(),
-        fl_unknown=fl.unknown_interval.cast(dt.int64).sum(),
+    null_f, null_i = ibis.null(dt.float64), ibis.null(dt.int64)
+    parts = rm.select(
+        "ck",
+        "idx",
+        "mrr",
+        "fx_row",
+        unk=rm.unknown_interval.cast(dt.int64),
+        fl_mrr=null_f,
+        fl_unk=null_i,
+        is_row=ibis.literal(1, dt.int64),
+    ).union(
+        fl.select(
+            "ck",
+            idx=fl.start_idx,
+            mrr=null_f,
+            fx_row=null_f,
+            unk=null_i,
+            fl_mrr=fl.mrr_local * fl.amount_reporting,
+            fl_unk=fl.unknown_interval.cast(dt.int64),
+            is_row=ibis.literal(0, dt.int64),
+        )
     )
+    cm = parts.group_by(["ck", "idx"]).aggregate(
+        end_sum=parts.mrr.sum(),
+        n_rows=parts.is_row.sum(),
+        n_known=parts.mrr.count(),
+        fx=parts.fx_row.sum(),
+        unknown_interval=parts.unk.sum(),
+        flicker=parts.fl_mrr.sum(),
+        fl_unknown=parts.fl_unk.sum(),
+    )
+    # the same figures of the month before (the month's start), without a window
+    prev = cm.select("ck", idx=cm.idx + 1, p_sum=cm.end_sum, p_rows=cm.n_rows, p_known=cm.n_known)
     first = rows.group_by(["ck", "customer_id"]).aggregate(first_idx=rows.start_idx.min())
     if reactivation_window is None:
-        first = first.left_join(_first_paid(cm, fl), "ck").drop("ck_right")
+        first = first.left_join(_first_paid(cm), "ck").drop("ck_right")
     dense = first.join(cal, [cal.idx >= first.first_idx, cal.idx <= hi.as_scalar()])
     led = dense.select("ck", "customer_id", "idx", "first_idx", *first.columns[3:])
-    for part in (cm, prev, fl):
+    for part in (cm, prev):
         led = led.left_join(part, ["ck", "idx"]).drop("ck_right", "idx_right")
 
     def month_end(
@@ -495,7 +516,7 @@ def _build_ledger(
     )
 
 
-def _first_paid(cm: ir.Table, fl: ir.Table) -> ir.Table:
+def _first_paid(cm: ir.Table) -> ir.Table:
     """``ck, first_paid``: each customer's first month with MRR at its end or a
     same-month flicker counted as new and churned (``new_churn``), without a window
     over the whole ledger.
@@ -509,7 +530,7 @@ def _first_paid(cm: ir.Table, fl: ir.Table) -> ir.Table:
     known = cm.n_known >= cm.n_rows
     paid = cm.filter(known & (cm.end_sum > _EPS)).select("ck", "idx")
     unknown = cm.filter(~known).select("ck", "idx")
-    f = fl.filter(fl.flicker > _EPS).select("ck", "idx")
+    f = cm.filter(cm.flicker > _EPS).select("ck", "idx")
     f = f.anti_join(unknown, ["ck", "idx"])
     f = f.anti_join(unknown.mutate(idx=unknown.idx + 1), ["ck", "idx"])
     months = paid.union(f)
