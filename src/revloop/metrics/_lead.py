@@ -672,7 +672,7 @@ def speed_to_lead(
     ok = base.filter(~base.early)
     if output == "km_curve":
         return _km(ok, keys)
-    r = ranked(ok, keys, "elapsed_min", where=ok.contacted)
+    r = ranked(ok, keys, "elapsed_min", where=ok.contacted, method=percentile)
     c = r.contacted
     x = r.elapsed_min
     stats = {

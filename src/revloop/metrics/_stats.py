@@ -1,17 +1,18 @@
-"""Exact quantiles as plain aggregates over ranked rows (compute layer).
-
-Every engine ranks rows and takes a conditional ``max``; not every engine has an exact
-``quantile_cont`` (Spark's ``percentile_approx`` is approximate), so revloop computes
-quantiles the same way everywhere: rank the rows, then pick (and interpolate) by rank.
+"""Exact quantiles as plain aggregates (compute layer).
 
 Two definitions, the ``percentile`` policy of the lead and pipeline metrics
 (``shared/reference/revops.md`` §2):
 
 - ``linear``: ``h = (n − 1) · p``; ``x[⌊h⌋] + (h − ⌊h⌋) · (x[⌈h⌉] − x[⌊h⌋])`` on the
-  0-based sorted values (numpy's default, Excel ``PERCENTILE.INC``, DuckDB
-  ``quantile_cont``);
+  0-based sorted values (numpy's default, Excel ``PERCENTILE.INC``). It is the engine's
+  own exact quantile aggregate (Ibis ``quantile``: DuckDB ``quantile_cont``, Spark
+  ``percentile``, Snowflake and PostgreSQL ``percentile_cont``), which needs no sort of
+  the rows;
 - ``nearest_rank``: the value of 1-based rank ``⌈n · p⌉`` (Excel ``PERCENTILE.EXC``-free
-  textbook definition; what HubSpot and most BI tools show as "p90").
+  textbook definition; what HubSpot and most BI tools show as "p90"). No engine has it
+  as an aggregate (DuckDB's ``quantile_disc`` takes rank ``⌊(n − 1) · p⌋ + 1``, which
+  differs, e.g. n = 3, p = 0.9), so the rows are ranked and the one of that rank is
+  picked with a conditional ``max``.
 """
 
 from __future__ import annotations
@@ -29,15 +30,23 @@ _EPS = 1e-9
 
 
 def ranked(
-    t: ir.Table, keys: Sequence[str], col: str, *, where: ir.BooleanValue | None = None
+    t: ir.Table,
+    keys: Sequence[str],
+    col: str,
+    *,
+    where: ir.BooleanValue | None = None,
+    method: str = "nearest_rank",
 ) -> ir.Table:
     """``t`` with ``__q_ok`` (row counts), ``__q_rn`` (0-based rank of ``col``) and ``__q_n``.
 
     Rows count when ``col`` is not null and ``where`` holds; ranks and counts are within
     ``keys`` among counting rows (other rows keep their place but are never picked).
+    With ``method="linear"`` only ``__q_ok`` is added: :func:`quantile` then needs no rank.
     """
     ok = t[col].notnull() if where is None else (where.fill_null(False) & t[col].notnull())
     t = t.mutate(__q_ok=ok)
+    if method == "linear":
+        return t
     part = [*keys, "__q_ok"]
     return t.mutate(
         __q_rn=ibis.row_number().over(ibis.window(group_by=part, order_by=t[col])),
@@ -46,22 +55,18 @@ def ranked(
 
 
 def quantile(r: ir.Table, col: str, p: float, method: str) -> ir.FloatingScalar:
-    """Quantile ``p`` of ``col`` as an aggregate over a table from :func:`ranked`."""
+    """Quantile ``p`` of ``col`` as an aggregate over a table from :func:`ranked`
+    (ranked with the same ``method``)."""
     x = r[col].cast(dt.float64)
+    if method == "linear":
+        return x.quantile(p, where=r.__q_ok)
     # the count as a double: ``n * 0.9`` would be DECIMAL arithmetic in DuckDB (a float
     # literal is typed DECIMAL), 50x slower per row
     ok, rn, n = r.__q_ok, r.__q_rn, r.__q_n.cast(dt.float64)
     if method == "nearest_rank":
         k = ibis.greatest((n * p - _EPS).ceil().cast(dt.int64) - 1, 0)
         return x.max(where=ok & (rn == k))
-    if method != "linear":
-        raise ValueError(f"percentile method {method!r}: use 'linear' or 'nearest_rank'")
-    h = (n - 1.0) * p
-    lo, hi = h.floor().cast(dt.int64), h.ceil().cast(dt.int64)
-    x_lo = x.max(where=ok & (rn == lo))
-    x_hi = x.max(where=ok & (rn == hi))
-    frac = (h - lo).max(where=ok)
-    return x_lo + frac * (x_hi - x_lo)
+    raise ValueError(f"percentile method {method!r}: use 'linear' or 'nearest_rank'")
 
 
 def quantiles(
@@ -81,6 +86,6 @@ def quantiles(
     >>> revloop.connect().to_pandas(q).round(6).to_dict("list")  # a: h=1.5 → 2.5; h=2.7 → 3 + .7·7
     {'g': ['a', 'b'], 'med': [2.5, 5.0], 'p90': [7.9, 5.0]}
     """
-    r = ranked(t, keys, col, where=where)
+    r = ranked(t, keys, col, where=where, method=method)
     aggs = {name: quantile(r, col, q, method) for name, q in qs.items()}
     return r.group_by(list(keys)).aggregate(**aggs) if keys else r.aggregate(**aggs)
