@@ -24,6 +24,7 @@ from revloop.metrics._mrr import (
     customer_months,
     daily_churn,
     last_month,
+    month_index,
     normalised_subscriptions,
     shared_ledger,
     start_index,
@@ -418,9 +419,22 @@ def _retention(
                 unknown_interval=led.unknown_interval,
             )
         else:
+            # the ledger is dense (a row per customer and month from its first month to
+            # the last), so a customer's first and last rows in a period are the
+            # period's first and last months in the data: conditional maxima, no sort.
+            # A customer new in the period has no row at its first month, or one whose
+            # start_mrr is 0: either way it is not in the base.
+            top = led.idx.max().as_scalar()
+            if scope.period is not None:
+                p_idx = month_index(led.period)
+                span = {"quarter": 3, "year": 12}[scope.period]
+                lo = p_idx if first is None else ibis.greatest(p_idx, first)
+                hi = ibis.least(p_idx + span - 1, top)
+            else:
+                lo, hi = (top if first is None else ibis.literal(first)), top
             cust = led.group_by(gk).aggregate(
-                base=led.start_mrr.argmin(led.idx),
-                end=led.end_mrr.argmax(led.idx),
+                base=led.start_mrr.max(where=led.idx == lo),
+                end=led.end_mrr.max(where=led.idx == hi),
                 dipped=(led.end_mrr.min() <= 1e-6),
                 unknown_interval=led.unknown_interval.sum(),
             )
