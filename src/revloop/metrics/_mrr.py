@@ -354,8 +354,21 @@ def _build_ledger(
         discounts=discounts,
         scope=scope,
     )
-    # an integer key per customer: cheaper to group, join and sort by than the id text
-    rows = rows.mutate(ck=ibis.dense_rank().over(order_by=rows.customer_id))
+    # an integer key per customer: cheaper to group, join and sort by than the id text;
+    # only the columns the ledger reads travel through its joins (the row x month table
+    # is the largest the ledger builds, and it is read twice for its exchange rates)
+    rows = rows.select(
+        "customer_id",
+        "currency",
+        "starts_at",
+        "eff_end",
+        "start_idx",
+        "end_idx",
+        "period_months",
+        "mrr_local",
+        "unknown_interval",
+        ck=ibis.dense_rank().over(order_by=rows.customer_id),
+    )
     cal, _ = _calendar(rows, scope)
     hi = cal.idx.max()
     last = ibis.cases((rows.eff_end.isnull(), ibis.literal(10**7)), else_=rows.end_idx - 1)
