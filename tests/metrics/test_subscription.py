@@ -138,6 +138,18 @@ def test_mrr_identity_holds_every_month_on_random_histories(mcon, rows, which):
     nxt = led.groupby("customer_id").start_mrr.shift(-1)
     same = nxt.notna()
     assert ((led.end_mrr[same] - nxt[same]).abs() <= 1e-6).all()
+    # a customer's arrival is a reactivation exactly when it paid in an earlier month
+    # (within reactivation_window months when one is set), else new business
+    paid = (led.end_mrr > 1e-6) | (led.new_churn > 1e-6)
+    last_paid = led.idx.where(paid).groupby(led.customer_id).shift(1)
+    last_paid = last_paid.groupby(led.customer_id).ffill()
+    window = POLICY_SETS[which]["reactivation_window"]
+    react = last_paid.notna()
+    if window is not None:
+        react &= led.idx - last_paid <= window
+    arriving = (led.new + led.reactivation) > 1e-9
+    assert ((led.reactivation > 1e-9)[arriving] == react[arriving]).all()
+    assert ((led.new > 1e-9)[arriving] == ~react[arriving]).all()
     moves = run("moves")
     assert moves.reconciles.all()
     bridge = (

@@ -6,13 +6,14 @@ Two definitions, the ``percentile`` policy of the lead and pipeline metrics
 - ``linear``: ``h = (n − 1) · p``; ``x[⌊h⌋] + (h − ⌊h⌋) · (x[⌈h⌉] − x[⌊h⌋])`` on the
   0-based sorted values (numpy's default, Excel ``PERCENTILE.INC``). It is the engine's
   own exact quantile aggregate (Ibis ``quantile``: DuckDB ``quantile_cont``, Spark
-  ``percentile``, Snowflake and PostgreSQL ``percentile_cont``), which needs no sort of
-  the rows;
+  ``percentile``, Snowflake and PostgreSQL ``percentile_cont``), with no window over
+  the rows; an engine without an exact one (BigQuery through Ibis 12) refuses to
+  compile it;
 - ``nearest_rank``: the value of 1-based rank ``⌈n · p⌉`` (Excel ``PERCENTILE.EXC``-free
-  textbook definition; what HubSpot and most BI tools show as "p90"). No engine has it
-  as an aggregate (DuckDB's ``quantile_disc`` takes rank ``⌊(n − 1) · p⌋ + 1``, which
-  differs, e.g. n = 3, p = 0.9), so the rows are ranked and the one of that rank is
-  picked with a conditional ``max``.
+  textbook definition; what HubSpot and most BI tools show as "p90"; SQL
+  ``PERCENTILE_DISC``). Ibis has no discrete quantile of a number (its ``quantile`` is
+  the continuous one), so the rows are ranked and the one of that rank is picked with a
+  conditional ``max``, which every engine runs alike.
 """
 
 from __future__ import annotations
