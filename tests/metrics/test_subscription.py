@@ -251,6 +251,16 @@ def test_as_of_ignores_later_starts_and_cancellations(mcon):
     assert got.customers.iloc[0] == 1
 
 
+def test_a_window_ending_before_every_subscription_has_an_empty_ledger(mcon):
+    # open-ended rows must not run on past an empty calendar (no months at all)
+    t = {"subscriptions": mcon.create_table("n_subs", _subs([_ROW]), overwrite=True)}
+    led = mcon.execute(customer_ledger(t, scope=Scope(end="2023-06-01"), **DEFAULTS))
+    assert len(led) == 0
+    got = _one(mcon, [_ROW], "mrr", end="2023-06-01")
+    assert len(got) <= 1
+    assert not (got.customers > 0).any()
+
+
 @pytest.mark.parametrize("name", SUBSCRIPTION_METRICS)
 def test_every_subscription_metric_compiles_on_unbound_tables(name):
     tables = {

@@ -373,7 +373,13 @@ def _build_ledger(
     hi = cal.idx.max()
     last = ibis.cases((rows.eff_end.isnull(), ibis.literal(10**7)), else_=rows.end_idx - 1)
     spanning = rows.filter(last >= rows.start_idx).mutate(last_idx=last)
-    rm = spanning.join(cal, [cal.idx >= spanning.start_idx, cal.idx <= spanning.last_idx])
+    # one row per subscription row and month it is active at the month's end (an unnest
+    # of each row's own months, not an inequality join against the calendar)
+    # (rows starting after the calendar's last month, or an empty calendar, have none)
+    top = hi.as_scalar()
+    spanning = spanning.filter(spanning.start_idx <= top)
+    through = ibis.least(spanning.last_idx, top)
+    rm = spanning.mutate(idx=ibis.range(spanning.start_idx, through + 1).unnest())
 
     def service_start(idx: ir.IntegerValue) -> ir.TimestampValue:
         # month and year intervals: the start of the billing period holding month idx;
