@@ -1188,7 +1188,7 @@ def time_in_stage(
         d = d.filter(d.event == 1)
     won = d.filter((d.status == "won") & (d.event == 1))
     q = 0.75 if stall_percentile == "p75" else 0.9
-    thr = won.group_by([*dims, "stage"]).aggregate(stall_threshold=won.dur.quantile(q))
+    thr = quantiles(won, [*dims, "stage"], "dur", {"stall_threshold": q}, "linear")
     d = scoped(d, "first_at", _unbounded(scope), table_name="stage_history")
     keys = [*group_keys(scope), "stage"]
     km = _km_quantiles(d, keys, {"value": 0.5, "p75": 0.75, "p90": 0.9})
