@@ -373,9 +373,9 @@ def _build_ledger(
     hi = cal.idx.max()
     last = ibis.cases((rows.eff_end.isnull(), ibis.literal(10**7)), else_=rows.end_idx - 1)
     spanning = rows.filter(last >= rows.start_idx).mutate(last_idx=last)
-    # one row per subscription row and month it is active at the month's end (an unnest
-    # of each row's own months, not an inequality join against the calendar)
-    # (rows starting after the calendar's last month, or an empty calendar, have none)
+    # one row per subscription row and month it is active at the month's end: an unnest
+    # of each row's own months, not an inequality join against the calendar (rows
+    # starting after the calendar's last month, or an empty calendar, have none)
     top = hi.as_scalar()
     spanning = spanning.filter(spanning.start_idx <= top)
     through = ibis.least(spanning.last_idx, top)
@@ -445,10 +445,12 @@ def _build_ledger(
     # the same figures of the month before (the month's start), without a window
     prev = cm.select("ck", idx=cm.idx + 1, p_sum=cm.end_sum, p_rows=cm.n_rows, p_known=cm.n_known)
     first = rows.group_by(["ck", "customer_id"]).aggregate(first_idx=rows.start_idx.min())
+    paid_cols = []
     if reactivation_window is None:
         first = first.left_join(_first_paid(cm), "ck").drop("ck_right")
-    dense = first.join(cal, [cal.idx >= first.first_idx, cal.idx <= hi.as_scalar()])
-    led = dense.select("ck", "customer_id", "idx", "first_idx", *first.columns[3:])
+        paid_cols = ["first_paid"]
+    dense = first.join(cal, [cal.idx >= first.first_idx, cal.idx <= top])
+    led = dense.select("ck", "customer_id", "idx", "first_idx", *paid_cols)
     for part in (cm, prev):
         led = led.left_join(part, ["ck", "idx"]).drop("ck_right", "idx_right")
 
