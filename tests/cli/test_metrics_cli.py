@@ -130,3 +130,59 @@ def test_several_rows_without_grouping_are_rows(tmp_path):
     doc = json.loads(r.output)
     assert "rows" in doc
     assert len(doc["rows"]) >= 2
+
+
+def test_table_fits_a_narrow_terminal_without_eliding_figures(folder, monkeypatch):
+    """At 60 columns a wide result is split into column parts (the key columns repeated)
+    or shown as field | value, and every figure is printed whole, never cut to "…"."""
+    from revloop.cli import _app
+
+    monkeypatch.setattr(_app.console, "_width", 60)
+    r = runner.invoke(
+        app,
+        ["metrics", str(folder), "-m", "win_rate", "--by", "segment", "--period", "month"],
+    )
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert all(len(line) <= 60 for line in lines), r.output
+    assert "…" not in r.output
+    # the parts each repeat the group and period columns
+    assert r.output.count("segment") >= 2
+    assert "[columns 2/" in r.output
+    # SMB in 2024-02: won o1 (10,000), lost o3 -> 1 of 2 = 0.50 (the figure, whole)
+    assert "0.50" in r.output
+
+    r = runner.invoke(app, ["metrics", str(folder), "-m", "win_rate"])
+    assert r.exit_code == 0, r.output
+    assert all(len(line) <= 60 for line in r.output.splitlines()), r.output
+    # one wide row: field | value; won 3 of 4 closed = 0.75
+    assert "field" in r.output
+    assert "0.75" in r.output
+    assert "…" not in r.output
+
+
+def test_cell_formats():
+    from revloop.cli._app import _cell, _column_chunks
+
+    assert _cell(1234567) == "1,234,567"
+    assert _cell(True) == "True"
+    assert _cell(0.5) == "0.50"
+    assert _cell(float("nan")) == ""
+    assert _cell(None) == ""
+    assert _cell(pd.Timestamp("2024-02-01")) == "2024-02-01"
+    # widths 10 (key), 20, 20, 20 in 60 characters: key and two columns take
+    # 1 + (10 + 3) + (20 + 3) + (20 + 3) = 60 <= 60; the third would make 83
+    assert _column_chunks([10, 20, 20, 20], 1, 60) == [[0, 1, 2], [0, 3]]
+    assert _column_chunks([10, 80], 1, 60) == [[0, 1]]  # one column per part at least
+    assert _column_chunks([5], 1, 60) == [[0]]
+
+
+def test_table_shows_brackets_as_text_not_markup(folder):
+    """A group value such as "[b]SMB[/b]" is data: printed as it is, not as Rich markup."""
+    path = folder / "opportunities.csv"
+    df = pd.read_csv(path)
+    df["segment"] = df["segment"].replace({"SMB": "[b]SMB[/b]"})
+    df.to_csv(path, index=False)
+    r = runner.invoke(app, ["metrics", str(folder), "-m", "win_rate", "--by", "segment"])
+    assert r.exit_code == 0, r.output
+    assert "[b]SMB[/b]" in r.output

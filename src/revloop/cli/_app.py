@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from revloop import attribution, engine
 from revloop.exceptions import RevloopError, SchemaError
@@ -127,23 +128,90 @@ def _write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
         raise
 
 
+def _cell(v: Any) -> str:
+    if isinstance(v, pd.Timestamp) and not pd.isna(v) and v == v.normalize():
+        return v.date().isoformat()  # a period start, not an instant
+    if isinstance(v, float):
+        return "" if pd.isna(v) else f"{v:,.2f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return "" if v is None or v is pd.NaT else str(v)
+
+
+def _column_chunks(widths: list[int], keys: int, room: int) -> list[list[int]]:
+    """Column positions per table so that each fits ``room`` characters.
+
+    A Rich table of the default box spends a column's content width plus 3 (padding
+    and its left rule) and 1 for the closing rule. The first ``keys`` columns (the
+    period, stage or group a row stands for) open every chunk; the others are dealt
+    out in order, at least one per chunk however wide it is.
+    """
+    key_cols = list(range(keys))
+    base = 1 + sum(widths[i] + 3 for i in key_cols)
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    used = base
+    for i in range(keys, len(widths)):
+        w = widths[i] + 3
+        if current and used + w > room:
+            chunks.append(key_cols + current)
+            current, used = [], base
+        current.append(i)
+        used += w
+    if current or not chunks:
+        chunks.append(key_cols + current)
+    return chunks
+
+
 def _print_table(df: pd.DataFrame, title: str | None = None, max_rows: int = 40) -> None:
-    table = Table(title=title, show_lines=False, header_style="bold")
-    for col in df.columns:
-        table.add_column(
-            str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left"
+    """``df`` as Rich tables that fit the terminal, never eliding a figure.
+
+    A table wider than the console is split by columns (the leading text columns, the
+    group and period a row stands for, repeated in each part), as pandas wraps a wide
+    frame; a single wide row is shown as field | value. Longer frames show their first
+    ``max_rows`` rows and say how many more there are.
+    """
+    shown = df.head(max_rows)
+    names = [str(c) for c in df.columns]
+    numeric = [
+        pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+        for c in df.columns
+    ]
+    rows = [[_cell(v) for v in row] for row in shown.itertuples(index=False)]
+    widths = [max([len(n), *(len(r[i]) for r in rows)]) for i, n in enumerate(names)]
+    room = console.width
+    if len(rows) == 1 and len(names) > 2 and 1 + sum(w + 3 for w in widths) > room:
+        table = Table(title=None if title is None else Text(title), header_style="bold")
+        table.add_column("field", no_wrap=True)
+        table.add_column("value", justify="right", overflow="fold")
+        for name, value in zip(names, rows[0], strict=True):
+            table.add_row(Text(name), Text(value))
+        console.print(table)
+        return
+    keys = 0
+    while keys < min(2, len(names) - 1) and not numeric[keys]:
+        keys += 1
+    chunks = _column_chunks(widths, keys, room)
+    for part, cols in enumerate(chunks):
+        # the title once, above the first part; the others say which part they are
+        label = title
+        if len(chunks) > 1:
+            count = f"columns {part + 1}/{len(chunks)}"
+            label = f"{title} [{count}]" if part == 0 and title else f"[{count}]"
+        # Text, not markup: a "[...]" in a policy value or a cell is shown as it is
+        table = Table(
+            title=None if label is None else Text(label), show_lines=False, header_style="bold"
         )
-    for row in df.head(max_rows).itertuples(index=False):
-        cells = []
-        for v in row:
-            if isinstance(v, pd.Timestamp) and not pd.isna(v) and v == v.normalize():
-                cells.append(v.date().isoformat())  # a period start, not an instant
-            elif isinstance(v, float):
-                cells.append(f"{v:,.2f}")
-            else:
-                cells.append("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
-        table.add_row(*cells)
-    console.print(table)
+        for i in cols:
+            table.add_column(
+                names[i],
+                justify="right" if numeric[i] else "left",
+                overflow="fold",
+                min_width=min(widths[i], room // 2),
+            )
+        for r in rows:
+            table.add_row(*(Text(r[i]) for i in cols))
+        console.print(table)
     if len(df) > max_rows:
         console.print(f"… {len(df) - max_rows} more rows")
 
