@@ -88,6 +88,7 @@ POLICY_SETS = [
         "reactivation_window": 2,
     },
     {**DEFAULTS, "same_period_new_churn": "count_both", "discounts": "ignore"},
+    {**DEFAULTS, "same_period_new_churn": "ignore"},
 ]
 
 

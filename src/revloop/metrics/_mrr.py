@@ -446,8 +446,9 @@ def _build_ledger(
     prev = cm.select("ck", idx=cm.idx + 1, p_sum=cm.end_sum, p_rows=cm.n_rows, p_known=cm.n_known)
     first = rows.group_by(["ck", "customer_id"]).aggregate(first_idx=rows.start_idx.min())
     paid_cols = []
+    counts_flicker = same_period_new_churn != "ignore"
     if reactivation_window is None:
-        first = first.left_join(_first_paid(cm), "ck").drop("ck_right")
+        first = first.left_join(_first_paid(cm, flickers=counts_flicker), "ck").drop("ck_right")
         paid_cols = ["first_paid"]
     dense = first.join(cal, [cal.idx >= first.first_idx, cal.idx <= top])
     led = dense.select("ck", "customer_id", "idx", "first_idx", *paid_cols)
@@ -472,7 +473,6 @@ def _build_ledger(
     )
     was = led.start_mrr > _EPS
     now = led.end_mrr > _EPS
-    counts_flicker = same_period_new_churn != "ignore"
     fl_mrr = (
         ibis.ifelse(~was & ~now & (led.flicker > _EPS), led.flicker, 0.0)
         if counts_flicker
@@ -537,10 +537,10 @@ def _build_ledger(
     )
 
 
-def _first_paid(cm: ir.Table) -> ir.Table:
-    """``ck, first_paid``: each customer's first month with MRR at its end or a
-    same-month flicker counted as new and churned (``new_churn``), without a window
-    over the whole ledger.
+def _first_paid(cm: ir.Table, *, flickers: bool) -> ir.Table:
+    """``ck, first_paid``: each customer's first month with MRR at its end or (with
+    ``flickers``, unless ``same_period_new_churn=ignore``) a same-month flicker counted
+    as new and churned (``new_churn``), without a window over the whole ledger.
 
     A month is paid when its end MRR is known and above zero, or when its flicker is
     above zero and the month starts and ends at a known zero. A flicker month earlier
@@ -550,6 +550,8 @@ def _first_paid(cm: ir.Table) -> ir.Table:
     """
     known = cm.n_known >= cm.n_rows
     paid = cm.filter(known & (cm.end_sum > _EPS)).select("ck", "idx")
+    if not flickers:  # ProfitWell: a flicker is neither new nor churn, so never paid
+        return paid.group_by("ck").aggregate(first_paid=paid.idx.min())
     unknown = cm.filter(~known).select("ck", "idx")
     f = cm.filter(cm.flicker > _EPS).select("ck", "idx")
     f = f.anti_join(unknown, ["ck", "idx"])
