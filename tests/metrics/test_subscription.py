@@ -214,12 +214,31 @@ def test_unknown_interval_is_rejected_by_the_schema_validator(mcon):
         ("nrr", {"variant": "cohort"}, "variant"),
         ("customer_churn_rate", {"convention": "baremetrics"}, "convention"),
         ("mrr_churn_rate", {"reactivation": "maybe"}, "reactivation"),
+        (
+            "customer_churn_rate",
+            {"convention": "profitwell", "same_period_new_churn": "count_both"},
+            "profitwell",
+        ),
     ],
 )
 def test_bad_policy_values_are_refused(mcon, metric, params, match):
     t = {"subscriptions": mcon.create_table("b_subs", _subs([_ROW]), overwrite=True)}
     with pytest.raises(ConfigError, match=match):
         metrics.compute(metric, t, **params)
+
+
+def test_the_stated_policy_is_the_one_in_force(mcon):
+    """ProfitWell's convention implies same_period_new_churn=ignore: the result states it,
+    and the shared ledger a batch builds is the ignore ledger (one key, not two)."""
+    t = {"subscriptions": mcon.create_table("pw_subs", _subs([_ROW]), overwrite=True)}
+    got = metrics.compute("customer_churn_rate", t, convention="profitwell")
+    assert got.policy["same_period_new_churn"] == "ignore"
+    keys = metrics.shared_tables("customer_churn_rate", t, scope=Scope(), convention="profitwell")
+    assert all("same_period_new_churn=ignore" in k for k in keys)
+    given = metrics.compute(
+        "customer_churn_rate", t, convention="profitwell", same_period_new_churn="ignore"
+    )
+    assert given.policy == got.policy
 
 
 @pytest.mark.parametrize("period", ["day", "week"])

@@ -144,6 +144,11 @@ SharedBuild: TypeAlias = Callable[[Mapping[str, ir.Table]], ir.Table]
 """``build(available) -> table``: builds a shared table's expression from ``available``,
 the canonical tables plus the shared tables materialised before it (so the stage
 entries read the materialised stage history instead of rebuilding it)."""
+PolicyRule: TypeAlias = Callable[[Mapping[str, Any], dict[str, Any]], dict[str, Any]]
+"""``rule(given, policy) -> policy``: the policies one choice implies (ProfitWell's churn
+convention sets ``same_period_new_churn=ignore``), applied after the defaults so that
+the policy every output states is the one in force; a contradicting value the user
+gave is an error."""
 SharedTables: TypeAlias = Callable[..., dict[str, SharedBuild]]
 """``fn(tables, *, scope, **policy) -> {key: builder}``: the intermediate tables a metric
 reads that other metrics build the same way (the MRR ledger), each as its key (cheap)
@@ -166,6 +171,7 @@ class MetricDef:
     benchmarks: tuple[Benchmark, ...] = ()
     optional_tables: tuple[str, ...] = ()
     shared: SharedTables | None = None
+    implies: PolicyRule | None = None
 
     def policy(self, name: str) -> Policy:
         for p in self.policies:
@@ -181,7 +187,10 @@ class MetricDef:
             raise ConfigError(
                 f"{self.name} takes no parameter(s) {unknown}. Its policies: {names}."
             )
-        return {p.name: p.validate(self.name, params.get(p.name, p.default)) for p in self.policies}
+        policy = {
+            p.name: p.validate(self.name, params.get(p.name, p.default)) for p in self.policies
+        }
+        return policy if self.implies is None else self.implies(params, policy)
 
 
 @dataclass(frozen=True)
@@ -238,6 +247,7 @@ def metric(
     benchmarks: Sequence[Benchmark] = (),
     optional_tables: Sequence[str] = (),
     shared: SharedTables | None = None,
+    implies: PolicyRule | None = None,
 ) -> Callable[[MetricFn], MetricFn]:
     """Register a metric function under ``name`` (see the module docs for its signature)."""
 
@@ -254,6 +264,7 @@ def metric(
             benchmarks=tuple(benchmarks),
             optional_tables=tuple(optional_tables),
             shared=shared,
+            implies=implies,
         )
         return fn
 

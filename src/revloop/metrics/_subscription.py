@@ -203,6 +203,23 @@ def _churn_shared(
     return shared_ledger(tables, scope=scope, **policy)
 
 
+def _profitwell_ignores_new_churn(
+    given: Mapping[str, Any], policy: dict[str, Any]
+) -> dict[str, Any]:
+    """ProfitWell never counts a customer new and churned in one month (revops.md §1.4):
+    ``convention=profitwell`` sets ``same_period_new_churn=ignore``."""
+    if policy["convention"] != "profitwell":
+        return policy
+    asked = given.get("same_period_new_churn", "ignore")
+    if asked != "ignore":
+        raise ConfigError(
+            f"customer_churn_rate: convention='profitwell' ignores customers new and churned "
+            f"in one month, but same_period_new_churn={asked!r} was given. Drop that parameter, "
+            "or choose convention 'chartmogul' (exclude) or 'stripe' (count_both)."
+        )
+    return {**policy, "same_period_new_churn": "ignore"}
+
+
 @metric(
     "customer_churn_rate",
     family="subscription",
@@ -230,6 +247,7 @@ def _churn_shared(
         ),
         *LEDGER_POLICIES,
     ),
+    implies=_profitwell_ignores_new_churn,
     benchmarks=(
         Benchmark(
             "best-in-class yearly customer retention, ARPA < $25",
@@ -249,8 +267,6 @@ def customer_churn_rate(
     With ``same_period_new_churn=count_both`` customers new and churned inside one month
     join the numerator (and, for ``stripe``, the denominator through the new customers).
     """
-    if convention == "profitwell":
-        policy = {**policy, "same_period_new_churn": "ignore"}
     if convention == "b2c_daily":
         return _b2c_daily(tables, scope, policy)
     t = _totals(tables, scope, policy, rate=True)
