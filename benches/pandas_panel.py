@@ -782,7 +782,9 @@ def subscription_metrics(led: pd.DataFrame, start: pd.Timestamp) -> Frames:
 
 
 def cohort_retention(led: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
-    paid = led.end_mrr > EPS
+    # cohort: the first paid month (MRR at its end, or new and churned inside it);
+    # its base is the cohort's New Business MRR (ChartMogul)
+    paid = (led.end_mrr > EPS) | (led.new_churn > EPS)
     first = led.idx.where(paid).groupby(led.customer_id).transform("min")
     c = led.assign(first=first)
     c = c[c["first"].notna() & (c.idx >= c["first"])]
@@ -791,10 +793,9 @@ def cohort_retention(led: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
     m = c.groupby(["first", "age"], as_index=False).agg(
         customers=("paying", "sum"), mrr=("end_mrr", "sum")
     )
-    size = (
-        c[c.age == 0]
-        .groupby("first", as_index=False)
-        .agg(cohort_customers=("end_mrr", "size"), cohort_mrr=("end_mrr", "sum"))
+    base = c[c.age == 0].assign(arrived=lambda d: d.new + d.reactivation)
+    size = base.groupby("first", as_index=False).agg(
+        cohort_customers=("arrived", "size"), cohort_mrr=("arrived", "sum")
     )
     m = m.merge(size, on="first")
     m["logo_retention"] = ratio(m.customers, m.cohort_customers)

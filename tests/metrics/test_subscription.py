@@ -227,6 +227,20 @@ def test_bad_policy_values_are_refused(mcon, metric, params, match):
         metrics.compute(metric, t, **params)
 
 
+@pytest.mark.parametrize("metric", ["mrr", "mrr_movements", "ltv", "nrr", "cohort_retention"])
+@pytest.mark.parametrize("bound", ["start", "end"])
+def test_a_window_inside_a_month_is_an_error_not_widened(mcon, metric, bound):
+    """--start/--end are half-open dates; the ledger is monthly, so a bound inside a
+    month is refused (it used to be widened to the whole month, or gave no rows)."""
+    t = {"subscriptions": mcon.create_table("m_subs", _subs([_ROW]), overwrite=True)}
+    window = {"start": "2024-02-01", "end": "2024-06-01", bound: "2024-03-15"}
+    with pytest.raises(ConfigError, match=f"{bound}=2024-03-15 is not the first day"):
+        metrics.compute(metric, t, **window)
+    # as_of may be any instant: it cuts the data
+    got = mcon.execute(metrics.compute("mrr", t, end="2024-04-01", as_of="2024-03-15").table)
+    assert got.value.iloc[0] == 100.0
+
+
 def test_the_stated_policy_is_the_one_in_force(mcon):
     """ProfitWell's convention implies same_period_new_churn=ignore: the result states it,
     and the shared ledger a batch builds is the ignore ledger (one key, not two)."""

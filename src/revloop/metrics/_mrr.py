@@ -37,10 +37,12 @@ __all__ = [
     "TRIAL_STATUSES",
     "aggregate_ledger",
     "aggregate_months",
+    "check_month_window",
     "customer_attribute",
     "customer_ledger",
     "customer_months",
     "last_month",
+    "last_month_index",
     "ledger_key",
     "ledger_months",
     "month_index",
@@ -149,6 +151,29 @@ def _py_index(value: DateLike) -> tuple[int, bool]:
     return d.year * 12 + d.month - 1, first
 
 
+def check_month_window(scope: Scope) -> None:
+    """Subscription metrics are read off a month ledger: ``start`` and ``end`` must fall on
+    a month's first instant (``as_of`` may be any instant: it cuts the data, not the grid).
+
+    A window inside a month cannot be honoured without clipping MRR to a day, so it is an
+    error, not a silent widening to whole months.
+
+    >>> check_month_window(Scope(start="2024-02-01", end="2024-04-01", as_of="2024-03-15"))
+    >>> check_month_window(Scope(end="2024-03-15"))
+    Traceback (most recent call last):
+    ...
+    revloop.exceptions.ConfigError: subscription metrics are monthly: end=2024-03-15 is not the first day of a month. ...
+    """
+    for name in ("start", "end"):
+        value = getattr(scope, name)
+        if value is not None and not _py_index(value)[1]:
+            raise ConfigError(
+                f"subscription metrics are monthly: {name}={value} is not the first day of a "
+                f"month. Pass --{name} as YYYY-MM-01 (the window is half-open, [start, end)); "
+                "to cut the data at an instant inside a month, use --as-of."
+            )
+
+
 def start_index(scope: Scope) -> int | None:
     """Month index of the first month in the scope's window, or ``None``."""
     return None if scope.start is None else _py_index(scope.start)[0]
@@ -235,6 +260,13 @@ def _calendar(rows: ir.Table, scope: Scope) -> tuple[ir.Table, ir.IntegerScalar]
     return cal, bounds.lo
 
 
+def last_month_index(rows: ir.Table, scope: Scope) -> ir.IntegerScalar:
+    """Month index of the ledger's last month for :func:`normalised_subscriptions` rows:
+    the latest start or end in the data, or the window's last month (``end``, ``as_of``)."""
+    cal, _ = _calendar(rows, scope)
+    return cal.idx.max()
+
+
 def _with_rate(
     table: ir.Table, fx_rates: ir.Table | None, at: str, reporting_currency: str
 ) -> ir.Table:
@@ -292,6 +324,7 @@ def customer_ledger(
         "reactivation_window": reactivation_window,
         "reporting_currency": reporting_currency,
     }
+    check_month_window(scope)
     shared = tables.get(ledger_key(scope, policy))
     out = _build_ledger(tables, scope=scope, **policy) if shared is None else shared
     if scope.start is not None and not history:
@@ -319,6 +352,7 @@ def shared_ledger(
 ) -> dict[str, SharedBuild]:
     """``{key: builder}`` for a metric computed with these ledger policies: the ledger
     and its monthly totals per ``scope.by`` (:func:`customer_months`), built from it."""
+    check_month_window(scope)
     ledger_policy = {k: policy[k] for k in _LEDGER_NAMES}
     whole = Scope(end=scope.end, as_of=scope.as_of)
 
@@ -622,6 +656,7 @@ def customer_months(
     Read from ``tables`` when a runner materialised it (:func:`months_key`). The months
     before ``scope.start`` are dropped unless ``history``.
     """
+    check_month_window(scope)
     ledger_policy = {k: policy[k] for k in _LEDGER_NAMES}
     months = tables.get(months_key(scope, ledger_policy))
     if months is None:

@@ -19,11 +19,13 @@ from revloop.exceptions import ConfigError
 from revloop.metrics._mrr import (
     LEDGER_POLICIES,
     aggregate_months,
+    check_month_window,
     customer_attribute,
     customer_ledger,
     customer_months,
     daily_churn,
     last_month,
+    last_month_index,
     month_index,
     normalised_subscriptions,
     shared_ledger,
@@ -292,6 +294,9 @@ def _b2c_daily(tables: Mapping[str, ir.Table], scope: Scope, policy: Mapping[str
         scope=scope,
     )
     d = daily_churn(rows)
+    if scope.period is None and scope.start is None:
+        # a rate with no window is the last month's, as for every other convention
+        d = d.filter(d.idx == last_month_index(rows, scope).as_scalar())
     if scope.start is not None:
         d = d.filter(d.day >= ibis.literal(scope.start).cast(dt.date))
     if scope.end is not None:
@@ -709,15 +714,21 @@ def cohort_retention(
     """Monthly cohort matrices: customers by the month they first paid, followed by age.
 
     Output, one row per cohort and age (months since the cohort month, 0 first): cohort,
-    age, value, customers (paying at that age), cohort_customers, logo_retention, mrr,
-    cohort_mrr (the cohort's MRR at the end of its first month), revenue_retention.
+    age, value, customers (paying at the end of that month), cohort_customers, logo_retention,
+    mrr, cohort_mrr (the cohort's New Business MRR: its first month's end MRR plus that of
+    customers new and churned inside it), revenue_retention = mrr ÷ cohort_mrr (ChartMogul
+    "Cohort: Net MRR Retention", revops.md §1.6). A customer that churns in its first month
+    is in its cohort and not paying at age 0, so age 0 can be below 100 %.
     ``--start``/``--end`` select cohorts; ``--by`` and ``--period`` are not supported.
     """
     if scope.by is not None or scope.period not in (None, "month"):
         raise ConfigError("cohort_retention has monthly cohorts: drop --by and use --period month.")
+    check_month_window(scope)
     ledger_policy = {k: policy[k] for k in _LEDGER_KEYS}
     led = customer_ledger(tables, scope=Scope(end=scope.end, as_of=scope.as_of), **ledger_policy)
-    paid = led.end_mrr > 1e-6
+    # a customer's cohort is its first paid month: MRR at the month's end, or new and
+    # churned inside it (counted as new business unless same_period_new_churn=ignore)
+    paid = (led.end_mrr > 1e-6) | (led.new_churn > 1e-6)
     w = ibis.window(group_by=led.customer_id)
     led = led.mutate(first=ibis.ifelse(paid, led.idx, ibis.null(dt.int64)).min().over(w))
     led = led.filter(led.first.notnull() & (led.idx >= led.first))
@@ -732,7 +743,7 @@ def cohort_retention(
     size = (
         led.filter(led.age == 0)
         .group_by("first")
-        .aggregate(cohort_customers=_.count(), cohort_mrr=_.end_mrr.sum())
+        .aggregate(cohort_customers=_.count(), cohort_mrr=(_.new + _.reactivation).sum())
     )
     m = m.join(size, "first")
     m = m.mutate(
