@@ -196,6 +196,67 @@ def test_unknown_interval_gives_null_mrr_and_a_count_not_a_silent_zero(mcon):
     assert (moves.unknown_interval == 1).all()
 
 
+def _with_fx(con: Any, rows: list[dict[str, Any]], fx: pd.DataFrame | None) -> dict[str, Any]:
+    t = {"subscriptions": con.create_table("x_subs", _subs(rows), overwrite=True)}
+    if fx is not None:
+        t["fx_rates"] = con.create_table("x_fx", fx, overwrite=True)
+    return t
+
+
+_EUR = {**_ROW, "customer_id": "c2", "subscription_id": "s2", "currency": "EUR"}
+
+
+@pytest.mark.parametrize("with_table", [False, True])
+def test_a_currency_without_a_rate_gives_null_mrr_not_a_dropped_customer(mcon, with_table):
+    """c1 pays 100 USD, c2 100 EUR with no EUR rate (no fx_rates table, or rates only
+    from February): January's MRR is unknown, not 100 from c1 alone."""
+    fx = pd.DataFrame(
+        {"date": [dt.date(2024, 2, 1)], "currency": ["EUR"], "rate_to_reporting": [1.1]}
+    )
+    t = _with_fx(mcon, [{**_ROW, "currency": "USD"}, _EUR], fx if with_table else None)
+    window = {"start": "2024-01-01", "end": "2024-04-01"}
+
+    def run(metric: str, **kw: Any) -> pd.DataFrame:
+        return mcon.execute(metrics.compute(metric, t, **window, **kw).table)
+
+    mrr = run("mrr", period="month")
+    assert mrr.value.isna().iloc[0]
+    assert mrr.customers.isna().iloc[0]
+    assert mrr.missing_rate.iloc[0] == 1
+    if with_table:
+        # February's end is known (100 + 110 = 210) but its start is not: its flows are
+        # unknown; March is whole again: 210 at both ends
+        assert mrr.value.iloc[1] == pytest.approx(210.0)
+        moves = run("mrr_movements", period="month")
+        assert moves.end_mrr.isna().tolist() == [True, False, False]
+        assert moves.start_mrr.isna().tolist() == [False, True, False]  # Jan starts at 0
+        assert moves.new.isna().tolist() == [True, True, False]  # the flows of Jan and Feb
+        assert moves.start_mrr.iloc[2] == pytest.approx(210.0)
+    else:
+        assert mrr.value.isna().all()
+    for metric in ("customer_churn_rate", "nrr", "grr", "arpa"):
+        got = run(metric, period="month")
+        assert got.value.isna().iloc[0], metric
+
+
+def test_an_unknown_interval_makes_every_rate_on_it_unknown(mcon):
+    """The customer-grain metrics (churn rate, NRR, GRR, cohorts) null a figure whose base
+    holds a customer of unknown MRR instead of leaving the customer out."""
+    rows = [_ROW, {**_ROW, "customer_id": "c2", "subscription_id": "s2", "interval": "fortnight"}]
+    t = {"subscriptions": mcon.create_table("u_subs", _subs(rows), overwrite=True)}
+    window = {"start": "2024-02-01", "end": "2024-04-01"}
+    for metric in ("customer_churn_rate", "nrr", "grr"):
+        got = mcon.execute(metrics.compute(metric, t, **window).table)
+        assert got.value.isna().all(), metric
+        yoy = mcon.execute(metrics.compute(metric, t, period="month", **window).table)
+        assert yoy.value.isna().all(), metric
+    got = mcon.execute(metrics.compute("nrr", t, variant="yoy", end="2025-03-01").table)
+    assert got.value.isna().all()
+    cohorts = mcon.execute(metrics.compute("cohort_retention", t, end="2024-03-01").table)
+    assert cohorts.value.isna().all()
+    assert cohorts.mrr.isna().all()
+
+
 def test_unknown_interval_is_rejected_by_the_schema_validator(mcon):
     rows = [{**_ROW, "interval": "fortnight"}]
     t = mcon.create_table("v_subs", _subs(rows), overwrite=True)

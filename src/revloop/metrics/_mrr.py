@@ -307,7 +307,9 @@ def customer_ledger(
     currency), ``new_churn`` (MRR of a customer that started and churned inside the
     month, counted in new/reactivation and churn unless ``ignore``), ``unknown_interval``
     (rows of the customer active in the month whose interval is unknown; their MRR is
-    null, so ``end_mrr`` and every total built on it is null), ``reconciles``.
+    null, so ``end_mrr`` and every total built on it is null), ``missing_rate`` (rows
+    whose currency has no exchange rate by their service period's start: null MRR too),
+    ``reconciles``.
 
     A row counts in month M when it is active at M's last instant: ``starts_at`` before
     the first day of M+1 and ``eff_end`` (see :func:`normalised_subscriptions`) null or on
@@ -452,6 +454,8 @@ def _build_ledger(
         "mrr",
         "fx_row",
         unk=rm.unknown_interval.cast(dt.int64),
+        # a row in a currency without an exchange rate by its service-period start
+        norate=rm.rate.isnull().cast(dt.int64),
         fl_mrr=null_f,
         fl_unk=null_i,
         is_row=ibis.literal(1, dt.int64),
@@ -462,6 +466,7 @@ def _build_ledger(
             mrr=null_f,
             fx_row=null_f,
             unk=null_i,
+            norate=fl.amount_reporting.isnull().cast(dt.int64),
             fl_mrr=fl.mrr_local * fl.amount_reporting,
             fl_unk=fl.unknown_interval.cast(dt.int64),
             is_row=ibis.literal(0, dt.int64),
@@ -473,6 +478,7 @@ def _build_ledger(
         n_known=parts.mrr.count(),
         fx=parts.fx_row.sum(),
         unknown_interval=parts.unk.sum(),
+        missing_rate=parts.norate.sum(),
         flicker=parts.fl_mrr.sum(),
         fl_unknown=parts.fl_unk.sum(),
     )
@@ -503,6 +509,7 @@ def _build_ledger(
         ),
         fx=led.fx.fill_null(0.0),
         unknown_interval=led.unknown_interval.fill_null(0) + led.fl_unknown.fill_null(0),
+        missing_rate=led.missing_rate.fill_null(0),
         flicker=led.flicker.fill_null(0.0),
     )
     was = led.start_mrr > _EPS
@@ -567,6 +574,7 @@ def _build_ledger(
         "end_mrr",
         "new_churn",
         "unknown_interval",
+        "missing_rate",
         "reconciles",
     )
 
@@ -595,6 +603,14 @@ def _first_paid(cm: ir.Table, *, flickers: bool) -> ir.Table:
 
 
 MOVEMENTS = ("new", "expansion", "contraction", "churn", "reactivation", "fx")
+_COUNTS = (
+    "customers_start",
+    "customers_end",
+    "new_customers",
+    "churned_customers",
+    "new_churned_customers",
+    "reactivated_customers",
+)
 
 
 def last_month(ledger: ir.Table) -> ir.Table:
@@ -609,8 +625,9 @@ def ledger_months(
 
     Output: [by_name,] ``idx``, ``month``, ``start_mrr``, ``end_mrr``, the sums of the
     movements, ``new_churn``, ``react_churn``, the customer counts of
-    :func:`aggregate_ledger`, ``unknown_interval``, ``unknown`` (a customer-month with an
-    unknown interval) and ``all_reconcile``. ``by`` maps ``customer_id`` to ``by_name``
+    :func:`aggregate_ledger`, ``unknown_interval``, ``missing_rate``, ``unknown_end`` (a
+    customer's MRR at the month's end is unknown: an unknown interval or a missing
+    exchange rate), ``unknown_start`` (the same at its start) and ``all_reconcile``. ``by`` maps ``customer_id`` to ``by_name``
     (:func:`customer_attribute`).
     """
     led = ledger
@@ -620,7 +637,10 @@ def ledger_months(
             raise ConfigError(f"cannot group subscription metrics by {by_name!r}")
         led = led.join(by, "customer_id")
         keys.append(by_name)
-    null_if_unknown = led.unknown_interval > 0
+    # a customer-month whose MRR cannot be known (a row of unknown interval, or in a
+    # currency without an exchange rate: its end or start MRR is null) makes the
+    # month's totals unknown, never a silent 0 (aggregate_months nulls them)
+    end_unknown = (led.unknown_interval > 0) | (led.missing_rate > 0) | led.end_mrr.isnull()
     return led.group_by([*keys, "idx", "month"]).aggregate(
         start_mrr=led.start_mrr.sum(),
         end_mrr=led.end_mrr.sum(),
@@ -634,7 +654,9 @@ def ledger_months(
         new_churned_customers=(led.new_churn > _EPS).sum(),
         reactivated_customers=(led.reactivation > _EPS).sum(),
         unknown_interval=led.unknown_interval.sum(),
-        unknown=null_if_unknown.any(),
+        missing_rate=led.missing_rate.sum(),
+        unknown_end=end_unknown.any(),
+        unknown_start=led.start_mrr.isnull().any(),
         all_reconcile=led.reconciles.fill_null(False).all(),
     )
 
@@ -678,7 +700,10 @@ def aggregate_ledger(ledger: ir.Table, scope: Scope, *, by: ir.Table | None = No
     ``end_mrr`` (of the last month), ``customers_start``, ``customers_end``,
     ``new_customers``, ``churned_customers`` (active at a month's start, gone at its end),
     ``new_churned_customers``, ``reactivated_customers``, ``unknown_interval``,
-    ``reconciles`` (every customer-month reconciles and the totals do), ``months``.
+    ``missing_rate``, ``reconciles`` (every customer-month reconciles and the totals do),
+    ``months``. What rests on a customer-month of unknown MRR is null, never a silent 0:
+    the start (MRR and customers) when the first month's start is unknown, the end when
+    the last month's end is, the flows and other counts when any month's is.
     """
     _monthly_only(scope)
     return aggregate_months(ledger_months(ledger, by_name=scope.by, by=by), scope)
@@ -717,13 +742,28 @@ def aggregate_months(monthly: ir.Table, scope: Scope) -> ir.Table:
         new_churned_customers=monthly.new_churned_customers.sum(),
         reactivated_customers=monthly.reactivated_customers.sum(),
         unknown_interval=monthly.unknown_interval.sum(),
-        unknown=monthly.unknown.any(),
+        missing_rate=monthly.missing_rate.sum(),
+        unknown=(monthly.unknown_start | monthly.unknown_end).any(),
+        unknown_start=monthly.unknown_start.argmin(monthly.idx),
+        unknown_end=monthly.unknown_end.argmax(monthly.idx),
         all_reconcile=monthly.all_reconcile.all(),
         months=monthly.count(),
     )
-    nul = ibis.null(dt.float64)
+    # what rests on a customer-month of unknown MRR is null: the period's start (its
+    # first month's start), its end (its last month's end), and the flows and counts
+    # between them when any month of it is unknown
+    nul_f, nul_i = ibis.null(dt.float64), ibis.null(dt.int64)
+    which = {
+        "start_mrr": agg.unknown_start,
+        "customers_start": agg.unknown_start,
+        "end_mrr": agg.unknown_end,
+        "customers_end": agg.unknown_end,
+    }
     money = ("start_mrr", "end_mrr", "new_churn", "react_churn", *MOVEMENTS)
-    agg = agg.mutate(**{c: ibis.ifelse(agg.unknown, nul, agg[c]) for c in money})
+    agg = agg.mutate(
+        **{c: ibis.ifelse(which.get(c, agg.unknown), nul_f, agg[c]) for c in money},
+        **{c: ibis.ifelse(which.get(c, agg.unknown), nul_i, agg[c]) for c in _COUNTS},
+    )
     total = (
         agg.start_mrr
         + agg.new
@@ -737,7 +777,7 @@ def aggregate_months(monthly: ir.Table, scope: Scope) -> ir.Table:
         reconciles=agg.all_reconcile
         & ((total - agg.end_mrr).abs() <= _EPS * (1.0 + agg.end_mrr.abs()))
     )
-    agg = agg.drop("all_reconcile", "unknown")
+    agg = agg.drop("all_reconcile", "unknown", "unknown_start", "unknown_end")
     return agg.order_by(gkeys) if gkeys else agg
 
 

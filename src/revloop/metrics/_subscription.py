@@ -95,11 +95,12 @@ def mrr(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Ta
     """Monthly recurring revenue at the end of the period (the last month of the window).
 
     Output: [by, period,] value (MRR in the reporting currency), customers (paying
-    customers), unknown_interval (rows with an unknown interval; value is null when > 0).
+    customers), unknown_interval (rows with an unknown interval), missing_rate (rows in a
+    currency without an exchange rate); value is null when either is > 0.
     """
     t = _totals(tables, scope, policy)
     t = t.mutate(value=t.end_mrr, customers=t.customers_end)
-    return _front(t, scope, ["value", "customers", "unknown_interval"])
+    return _front(t, scope, ["value", "customers", "unknown_interval", "missing_rate"])
 
 
 @metric(
@@ -113,11 +114,11 @@ def mrr(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Ta
 def arr(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
     """Annual recurring revenue: 12 × MRR at the end of the period (Baremetrics, revops.md §1.1).
 
-    Output: [by, period,] value (ARR), mrr, customers, unknown_interval.
+    Output: [by, period,] value (ARR), mrr, customers, unknown_interval, missing_rate.
     """
     t = _totals(tables, scope, policy)
     t = t.mutate(value=t.end_mrr * 12.0, mrr=t.end_mrr, customers=t.customers_end)
-    return _front(t, scope, ["value", "mrr", "customers", "unknown_interval"])
+    return _front(t, scope, ["value", "mrr", "customers", "unknown_interval", "missing_rate"])
 
 
 _MOVEMENT_COLS = [
@@ -137,6 +138,7 @@ _MOVEMENT_COLS = [
     "new_churned_customers",
     "customers_end",
     "unknown_interval",
+    "missing_rate",
 ]
 
 
@@ -154,7 +156,7 @@ def mrr_movements(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any
     Output: [by, period,] value (net new MRR = end − start − fx), start_mrr, new,
     expansion, reactivation, contraction, churn, fx (exchange-rate impact, never a
     movement), end_mrr, reconciles (the identity holds for every customer-month and
-    for the totals), customer counts, unknown_interval.
+    for the totals), customer counts, unknown_interval, missing_rate.
     """
     t = _totals(tables, scope, policy)
     t = t.mutate(value=t.new + t.expansion + t.reactivation - t.contraction - t.churn)
@@ -409,8 +411,11 @@ def _retention(
     if variant == "yoy":
         w = ibis.window(group_by=led.customer_id, order_by=led.idx)
         w12 = ibis.window(group_by=led.customer_id, order_by=led.idx, rows=(-11, 0))
+        prior = led.end_mrr.lag(12).over(w)
         led = led.mutate(
-            base=led.end_mrr.lag(12).over(w).fill_null(0.0),
+            base=prior.fill_null(0.0),
+            # the ledger is dense: a row 12 rows back is 12 months back; its MRR null = unknown
+            base_unknown=led.idx.lag(12).over(w).notnull() & prior.isnull(),
             dipped=(led.end_mrr.min().over(w12) <= 1e-6),
         )
         if first is not None:
@@ -422,7 +427,7 @@ def _retention(
         else:
             last = led.idx.max().over(ibis.window())
         cust = led.filter(led.idx == last)
-        cust = cust.mutate(end=cust.end_mrr)
+        cust = cust.mutate(end=cust.end_mrr, unknown=cust.base_unknown | cust.end_mrr.isnull())
     else:
         if first is not None:
             led = led.filter(led.idx >= first)
@@ -437,7 +442,7 @@ def _retention(
                 base=led.start_mrr,
                 end=led.end_mrr,
                 dipped=led.end_mrr <= 1e-6,
-                unknown_interval=led.unknown_interval,
+                unknown=led.start_mrr.isnull() | led.end_mrr.isnull(),
             )
         else:
             # the ledger is dense (a row per customer and month from its first month to
@@ -457,10 +462,15 @@ def _retention(
                 base=led.start_mrr.max(where=led.idx == lo),
                 end=led.end_mrr.max(where=led.idx == hi),
                 dipped=(led.end_mrr.min() <= 1e-6),
-                unknown_interval=led.unknown_interval.sum(),
+                unknown=(
+                    (led.idx == lo) & led.start_mrr.isnull()
+                    | (led.idx == hi) & led.end_mrr.isnull()
+                ).any(),
             )
     kept = cust.end if reactivation == "include" else ibis.ifelse(cust.dipped, 0.0, cust.end)
-    cust = cust.filter(cust.base > 1e-6).mutate(kept=kept)
+    # an existing customer whose MRR at the base or the end is unknown (an unknown
+    # interval, a missing exchange rate) makes the figure unknown: null, not a silent drop
+    cust = cust.filter((cust.base > 1e-6) | cust.unknown).mutate(kept=kept)
     cust = cust.mutate(capped=ibis.least(cust.kept, cust.base))
     keys: list[str] = []
     if scope.by is not None:
@@ -474,9 +484,23 @@ def _retention(
         "retained_capped": cust.capped.sum(),
         "customers": cust.count(),
         "customers_retained": (cust.kept > 1e-6).sum(),
+        "unknown": cust.unknown.any(),
     }
-    out = cust.group_by(keys).aggregate(**aggs).order_by(keys) if keys else cust.aggregate(**aggs)
-    return out
+    out = cust.group_by(keys).aggregate(**aggs) if keys else cust.aggregate(**aggs)
+    null = {"float64": ibis.null(dt.float64), "int64": ibis.null(dt.int64)}
+    out = out.mutate(
+        **{
+            c: ibis.ifelse(out.unknown.fill_null(False), null[kind], out[c])
+            for c, kind in (
+                ("start_mrr", "float64"),
+                ("retained_mrr", "float64"),
+                ("retained_capped", "float64"),
+                ("customers", "int64"),
+                ("customers_retained", "int64"),
+            )
+        }
+    ).drop("unknown")
+    return out.order_by(keys) if keys else out
 
 
 _VARIANT = Policy(
@@ -728,7 +752,10 @@ def cohort_retention(
     led = customer_ledger(tables, scope=Scope(end=scope.end, as_of=scope.as_of), **ledger_policy)
     # a customer's cohort is its first paid month: MRR at the month's end, or new and
     # churned inside it (counted as new business unless same_period_new_churn=ignore)
-    paid = (led.end_mrr > 1e-6) | (led.new_churn > 1e-6)
+    # (a month of unknown MRR counts too: the customer's cells are then null, not moved
+    # to a later cohort)
+    unknown = led.end_mrr.isnull() | (led.missing_rate > 0) | (led.unknown_interval > 0)
+    paid = (led.end_mrr > 1e-6) | (led.new_churn > 1e-6) | unknown
     w = ibis.window(group_by=led.customer_id)
     led = led.mutate(first=ibis.ifelse(paid, led.idx, ibis.null(dt.int64)).min().over(w))
     led = led.filter(led.first.notnull() & (led.idx >= led.first))
@@ -736,15 +763,31 @@ def cohort_retention(
     first = start_index(scope)
     if first is not None:
         led = led.filter(led.first >= first)
+    # a member whose MRR that month is unknown (unknown interval, missing exchange rate)
+    # makes the cell unknown: null, never a silent 0
+    unknown = led.end_mrr.isnull() | (led.missing_rate > 0) | (led.unknown_interval > 0)
     m = led.group_by(["first", "age"]).aggregate(
         customers=(led.end_mrr > 1e-6).sum(),
         mrr=led.end_mrr.sum(),
+        unknown=unknown.any(),
+    )
+    m = m.mutate(
+        customers=ibis.ifelse(m.unknown, ibis.null(dt.int64), m.customers),
+        mrr=ibis.ifelse(m.unknown, ibis.null(dt.float64), m.mrr),
     )
     size = (
         led.filter(led.age == 0)
+        .mutate(unknown=unknown)
         .group_by("first")
-        .aggregate(cohort_customers=_.count(), cohort_mrr=(_.new + _.reactivation).sum())
+        .aggregate(
+            cohort_customers=_.count(),
+            cohort_mrr=(_.new + _.reactivation).sum(),
+            base_unknown=_.unknown.any(),
+        )
     )
+    size = size.mutate(
+        cohort_mrr=ibis.ifelse(size.base_unknown, ibis.null(dt.float64), size.cohort_mrr)
+    ).drop("base_unknown")
     m = m.join(size, "first")
     m = m.mutate(
         logo_retention=_ratio(m.customers, m.cohort_customers),

@@ -387,6 +387,10 @@ _WARN_COLUMNS = {
     "end_without_amount": "deals without an amount are left out of the bridge",
     "contacted_before_created": "leads touched before their creation date are left out",
     "unknown_interval": "subscription rows with an unknown billing interval make MRR null",
+    "missing_rate": (
+        "subscription rows in a currency without an exchange rate by their service "
+        "period's start make MRR null (add their rates to fx_rates)"
+    ),
 }
 
 
