@@ -711,10 +711,18 @@ def subscription_metrics(led: pd.DataFrame, start: pd.Timestamp) -> Frames:
     history = ledger_months(led)
     window = history[history.index >= start]
     in_window = led[led.month >= start]
+    in_window = in_window.assign(churned=(in_window.start_mrr > EPS) & (in_window.end_mrr <= EPS))
     for period in (None, "month"):
         monthly = period == "month"
         t = ledger_totals(window, monthly)
         net_new = t.new + t.expansion + t.reactivation - t.contraction - t.churn
+        churned = t.churned_customers
+        if not monthly:  # the window: customers paying at its start that churned in it, once
+            c = in_window.groupby("customer_id").agg(  # in customer, month order
+                base=("start_mrr", "first"),
+                churned=("churned", "any"),
+            )
+            churned = pd.Series(int(((c.base > EPS) & c.churned).sum()), index=t.index)
         frames = {
             "mrr": pd.DataFrame({"value": t.end_mrr, "customers": t.customers_end}),
             "arr": pd.DataFrame(
@@ -724,8 +732,8 @@ def subscription_metrics(led: pd.DataFrame, start: pd.Timestamp) -> Frames:
             "net_new_mrr": t.assign(value=net_new)[["value", *MOVES]],
             "customer_churn_rate": pd.DataFrame(
                 {
-                    "value": ratio(t.churned_customers, t.customers_start),
-                    "churned": t.churned_customers,
+                    "value": ratio(churned, t.customers_start),
+                    "churned": churned,
                     "customers": t.customers_start,
                 }
             ),

@@ -781,6 +781,47 @@ def aggregate_months(monthly: ir.Table, scope: Scope) -> ir.Table:
     return agg.order_by(gkeys) if gkeys else agg
 
 
+def period_churned_customers(
+    ledger: ir.Table, scope: Scope, *, by: ir.Table | None = None, count_both: bool = False
+) -> ir.Table:
+    """Distinct customers churned per ``[by, period]`` (or in the whole window), the
+    numerator of the ChartMogul B2B customer churn rate over any span of months.
+
+    A customer counts once when it was paying at the period's start (MRR > 0 at the end
+    of the month before its first month) and churned (went from MRR > 0 to 0) in one of
+    its months, even when it came back later in the period (ChartMogul B2B and Tidemill:
+    churned ∈ C_start, ``shared/reference/revops.md`` §1.4). A customer that joined
+    inside the period and churned in it is left out, unless ``count_both``, which adds
+    it (and a same-month flicker). Over a single month this is the month's
+    ``churned_customers`` (+ ``new_churned_customers`` with ``count_both``); summing the
+    months of a quarter instead would count a customer twice, or one that joined in its
+    first month, and let the rate pass 1.
+
+    Output: [by,] [period,] ``churned``. The ledger is dense (a row per customer and
+    month from its first), so a customer's first row in a period holds its start.
+    """
+    led = ledger
+    keys: list[str] = []
+    if scope.by is not None:
+        if by is None:
+            raise ConfigError(f"cannot group subscription metrics by {scope.by!r}")
+        led = led.join(by, "customer_id")
+        keys.append(scope.by)
+    if scope.period is not None:
+        led = led.mutate(period=period_start(led.month.cast(dt.timestamp), scope.period))
+        keys.append("period")
+    per = led.group_by([*keys, "customer_id"]).aggregate(
+        at_start=(led.start_mrr.argmin(led.idx) > _EPS).fill_null(False),
+        churned=((led.start_mrr > _EPS) & (led.end_mrr <= _EPS)).fill_null(False).any(),
+        flicker=(led.new_churn > _EPS).fill_null(False).any(),
+    )
+    counted = per.churned | per.flicker if count_both else per.at_start & per.churned
+    per = per.mutate(counted=counted.cast(dt.int64))
+    if keys:
+        return per.group_by(keys).aggregate(churned=per.counted.sum())
+    return per.aggregate(churned=per.counted.sum())
+
+
 def customer_attribute(subscriptions: ir.Table, column: str) -> ir.Table:
     """``customer_id`` and the largest value of ``column`` over the customer's rows."""
     s = conform(subscriptions, "subscriptions")

@@ -28,6 +28,7 @@ from revloop.metrics._mrr import (
     last_month_index,
     month_index,
     normalised_subscriptions,
+    period_churned_customers,
     shared_ledger,
     start_index,
 )
@@ -268,18 +269,43 @@ def customer_churn_rate(
 
     A customer churns when its MRR goes from > 0 to 0 (all of its subscriptions end).
     Output: [by, period,] value (the rate), churned (numerator), customers (denominator).
-    With ``same_period_new_churn=count_both`` customers new and churned inside one month
-    join the numerator (and, for ``stripe``, the denominator through the new customers).
+
+    ``chartmogul`` and ``profitwell`` count customers, over any span of months: those
+    paying at the period's start that churned in it, each once
+    (:func:`~revloop.metrics._mrr.period_churned_customers`), so the rate stays in
+    [0, 1]; ``same_period_new_churn=count_both`` adds the customers that joined in the
+    period and churned in it. ``stripe`` counts churn events, a returning customer that
+    churns again twice (Stripe, revops.md §1.4), over customers at the start plus the
+    new ones; ``count_both`` adds the same-month flickers to its numerator.
     """
     if convention == "b2c_daily":
         return _b2c_daily(tables, scope, policy)
     t = _totals(tables, scope, policy, rate=True)
+    count_both = policy["same_period_new_churn"] == "count_both"
     churned = t.churned_customers
-    if policy["same_period_new_churn"] == "count_both":
+    if count_both:
         churned = churned + t.new_churned_customers
     customers = t.customers_start
     if convention == "stripe":
         customers = customers + t.new_customers
+    elif scope.period != "month" and not (scope.period is None and scope.start is None):
+        # a span of several months: distinct customers (the sum of the months' counts
+        # would count a customer churning twice, or joining and churning, in the span)
+        ledger_policy = {k: policy[k] for k in _LEDGER_KEYS}
+        led = customer_ledger(tables, scope=scope, **ledger_policy)
+        by = None if scope.by is None else customer_attribute(tables["subscriptions"], scope.by)
+        c = period_churned_customers(led, scope, by=by, count_both=count_both)
+        keys = _keys(scope)
+        t = (
+            t.left_join(c.rename(span_churned="churned"), keys)
+            if keys
+            else t.cross_join(c.rename(span_churned="churned"))
+        )
+        t = t.drop(*[f"{k}_right" for k in keys if f"{k}_right" in t.columns])
+        # unknown MRR in the period leaves the count unknown (null), as the sums are
+        churned = ibis.ifelse(
+            t.churned_customers.isnull(), ibis.null(dt.int64), t.span_churned.fill_null(0)
+        )
     t = t.mutate(value=_ratio(churned, customers), churned=churned, customers=customers)
     return _front(t, scope, ["value", "churned", "customers"])
 
