@@ -103,6 +103,34 @@ def test_negative_amount_future_timestamp_unknown_status_all_at_once():
     assert "Allowed values: ['open', 'won', 'lost']" in str(err.value)
 
 
+def test_a_discount_above_one_and_an_interval_count_below_one_are_errors():
+    # a discount is a share (0.2 = 20 % off): 20 would make MRR negative; an interval
+    # count of 0 would divide MRR by zero (month / n)
+    t = ibis.memtable(
+        pd.DataFrame(
+            {
+                "customer_id": ["c1", "c2", "c3"],
+                "subscription_id": ["s1", "s2", "s3"],
+                "item_id": ["i", "i", "i"],
+                "starts_at": ["2024-01-01"] * 3,
+                "amount": [100.0, 100.0, 100.0],
+                "interval": ["month"] * 3,
+                "interval_count": [1, 0, 3],
+                "discount": [0.2, 1.0, 20.0],
+            }
+        )
+    )
+    report = validate(t, "subscriptions", now=NOW)
+    got = sorted((i.problem, i.column, i.rows, i.example) for i in report.issues)
+    assert got == [
+        ("out_of_range", "discount", 1, "20.0"),
+        ("out_of_range", "interval_count", 1, "0"),
+    ]
+    assert any("0.2 is 20 % off" in i.fix for i in report.issues)
+    with pytest.raises(SchemaError, match="2 problems"):
+        report.raise_for_errors()
+
+
 def test_wrong_type():
     t = ibis.memtable(
         pd.DataFrame({"opportunity_id": ["o1"], "created_at": [True], "status": ["won"]})

@@ -37,6 +37,9 @@ class Column:
         A timestamp that records something that happened, so it cannot lie in the future.
     nonnegative
         Money or counts that cannot be below zero.
+    at_least, at_most
+        Bounds a value must lie within, if any (an ``interval_count`` of at least 1, a
+        ``discount`` share of at most 1).
     values
         The closed set of allowed values, if any (checked case-sensitively).
     doc
@@ -50,6 +53,8 @@ class Column:
     not_null: bool = False
     past: bool = False
     nonnegative: bool = False
+    at_least: float | None = None
+    at_most: float | None = None
     values: tuple[str, ...] | None = None
     doc: str = ""
 
@@ -289,9 +294,9 @@ TABLES: dict[str, TableSpec] = {
                     doc="price per interval, before discount",
                 ),
                 _C("interval", "string", not_null=True, values=INTERVALS),
-                _C("interval_count", "int64", required=False),
+                _C("interval_count", "int64", required=False, at_least=1),
                 _C("quantity", "float64", required=False, nonnegative=True),
-                _C("discount", "float64", required=False, nonnegative=True),
+                _C("discount", "float64", required=False, nonnegative=True, at_most=1.0),
                 _C("currency", "string", required=False),
                 _C("status", "string", required=False),
             ),

@@ -26,6 +26,7 @@ Problem = Literal[
     "duplicate_key",
     "future_timestamp",
     "negative_value",
+    "out_of_range",
     "unknown_value",
 ]
 
@@ -347,6 +348,27 @@ def validate(
                 val,
                 "negative values",
                 f"{c.name} cannot be negative; refunds and credits belong in their own rows or tables.",
+            )
+        if c.at_least is not None:
+            add(
+                f"c{i}_low",
+                c,
+                "out_of_range",
+                val < c.at_least,
+                val,
+                f"values below {c.at_least:g}",
+                f"{c.name} must be at least {c.at_least:g}; fix those rows before loading.",
+            )
+        if c.at_most is not None:
+            add(
+                f"c{i}_high",
+                c,
+                "out_of_range",
+                val > c.at_most,
+                val,
+                f"values above {c.at_most:g}",
+                f"{c.name} must be at most {c.at_most:g} (a share: 0.2 is 20 % off, not 20); "
+                "fix those rows before loading.",
             )
         if c.values is not None:
             allowed = list(c.values)
