@@ -172,7 +172,11 @@ def _weighted_top(rng: np.random.Generator, w: np.ndarray, k: int) -> np.ndarray
     ok = w > 0
     keys[ok] = np.log(rng.random(int(ok.sum()))) / w[ok]
     k = min(k, int(ok.sum()))
-    return np.argpartition(-keys, k - 1)[:k] if k > 0 else np.zeros(0, dtype=np.int64)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    # argpartition's order inside the top k depends on the CPU's SIMD sort (AVX-512 or
+    # not): sorted, the same seed gives the same company on every machine
+    return np.sort(np.argpartition(-keys, k - 1)[:k])
 
 
 # -- leads and activities --------------------------------------------------------------------

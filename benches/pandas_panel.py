@@ -126,18 +126,22 @@ def usd_rate(currency: pd.Series, at: pd.Series, rates: pd.DataFrame) -> pd.Seri
 def lead_facts(leads: pd.DataFrame, acts: pd.DataFrame, opps: pd.DataFrame) -> pd.DataFrame:
     """One row per lead: first rep touch, contact in 30 days, first opportunity, maturity."""
     horizon = max(leads.created_at.max(), acts.occurred_at.max(), opps.created_at.max())
-    rep = acts[acts.lead_id.notna() & (acts.direction.isna() | (acts.direction == "outbound"))]
-    rep = rep[["lead_id", "occurred_at", "kind", "outcome"]].merge(
+    # rep-initiated touches, and meetings in either direction (a contact, not a touch)
+    by_rep = acts.direction.isna() | (acts.direction == "outbound")
+    rep = acts[acts.lead_id.notna() & (by_rep | (acts.kind == "meeting"))]
+    rep = rep[["lead_id", "occurred_at", "kind", "direction", "outcome"]].merge(
         leads[["lead_id", "created_at"]], on="lead_id"
     )
+    by_rep = rep.direction.isna() | (rep.direction == "outbound")
     after = rep.occurred_at >= rep.created_at
     in30 = after & (rep.occurred_at < rep.created_at + 30 * DAY)
-    call30 = in30 & (rep.kind == "call")
+    call30 = in30 & by_rep & (rep.kind == "call")
+    two_way = (by_rep & rep.outcome.isin(["connected", "replied"])) | (rep.kind == "meeting")
     rep = rep.assign(
-        touch_at=rep.occurred_at.where(after),
-        early=~after,
-        in30=in30,
-        contact30=in30 & (rep.outcome.isin(["connected", "replied"]) | (rep.kind == "meeting")),
+        touch_at=rep.occurred_at.where(after & by_rep),
+        early=~after & by_rep,
+        in30=in30 & by_rep,
+        contact30=in30 & two_way,
         call30=call30,
         connected30=call30 & (rep.outcome == "connected"),
     )
@@ -149,7 +153,7 @@ def lead_facts(leads: pd.DataFrame, acts: pd.DataFrame, opps: pd.DataFrame) -> p
         calls30=("call30", "sum"),
         connected30=("connected30", "sum"),
     )
-    lf = leads[["lead_id", "created_at", "opportunity_id"]].merge(
+    lf = leads[["lead_id", "created_at", "opportunity_id", "converted_at"]].merge(
         per, left_on="lead_id", right_index=True, how="left"
     )
     lf["early"] = lf.early.eq(True)  # leads without a rep touch: not early, not contacted
@@ -157,12 +161,23 @@ def lead_facts(leads: pd.DataFrame, acts: pd.DataFrame, opps: pd.DataFrame) -> p
     lf[["attempts30", "calls30", "connected30"]] = lf[
         ["attempts30", "calls30", "connected30"]
     ].fillna(0)
-    # the lead's first opportunity: by the deal's lead_id or the lead's opportunity_id
-    by_lead = opps[opps.lead_id.notna()].groupby("lead_id").created_at.min()
-    by_id = opps.set_index("opportunity_id").created_at
-    lf["conv_at"] = pd.concat([lf.lead_id.map(by_lead), lf.opportunity_id.map(by_id)], axis=1).min(
-        axis=1
+    # the lead's first opportunity created at or after it: by the deal's lead_id or the
+    # lead's opportunity_id; converted into an older one, its converted_at
+    linked = opps.loc[opps.lead_id.notna(), ["lead_id", "created_at"]].merge(
+        leads[["lead_id", "created_at"]], on="lead_id", suffixes=("", "_lead")
     )
+    pre = linked.created_at < linked.created_at_lead
+    by_lead = linked[~pre].groupby("lead_id").created_at.min()
+    pre_lead = set(linked.lead_id[pre])
+    id_at = lf.opportunity_id.map(opps.set_index("opportunity_id").created_at)
+    id_pre = id_at < lf.created_at
+    conv = pd.concat([lf.lead_id.map(by_lead), id_at.where(~id_pre)], axis=1).min(axis=1)
+    into_existing = (
+        (lf.lead_id.isin(pre_lead) | id_pre)
+        & lf.converted_at.notna()
+        & (lf.converted_at >= lf.created_at)
+    )
+    lf["conv_at"] = conv.where(conv.notna() | ~into_existing, lf.converted_at)
     stop = lf.first_touch_at.fillna(horizon)
     lf["elapsed_min"] = ((stop - lf.created_at).dt.total_seconds() / 60.0).clip(lower=0.0)
     lf["contacted"] = lf.first_touch_at.notna()

@@ -9,7 +9,8 @@ Conventions shared by every metric here
   ``outbound`` or null (a logged call, email, meeting, sms); inbound activities
   (the lead writing in, auto-replies logged as inbound) never stop the clock.
 * A *contact* (two-way) is a rep-initiated touch whose ``outcome`` is ``connected``
-  or ``replied``, or any meeting (``kind == "meeting"``).
+  or ``replied``, or a meeting (``kind == "meeting"``) in either direction: one the
+  lead booked (``inbound``) is a contact, though not a rep-initiated touch.
 * A lead with a rep-initiated touch *before* its ``created_at`` is inconsistent data
   (a re-created or merged record). It is excluded from every figure and counted in
   the ``contacted_before_created`` column, never dropped silently.
@@ -386,7 +387,10 @@ def _lead_base(
     ``first_touch_at`` (first rep-initiated touch at or after creation, else null),
     ``early`` (a rep-initiated touch before creation), ``contacted`` (touched by the
     horizon), ``elapsed_min`` (time to first touch, or to the horizon when censored,
-    in minutes of the chosen clock), ``conv_at`` (the lead's first opportunity),
+    in minutes of the chosen clock), ``conv_at`` (the lead's first opportunity created
+    at or after it, or its ``converted_at`` when it was converted into an opportunity
+    created before it), ``opp_before_created`` (its only linked opportunities predate it
+    and it has no such ``converted_at``: not a conversion),
     ``_horizon`` (the instant the data ends), and within ``contact_window_days`` of
     creation: ``attempts_in_window``, ``contact_in_window``, ``calls_in_window``,
     ``connected_calls_in_window``. :func:`_with_window` adds a window's maturity and
@@ -428,8 +432,11 @@ def _lead_base(
 
     base = leads
     if acts is not None:
+        # rep-initiated touches, and meetings in either direction (a lead booking one
+        # through a scheduler is a two-way contact too, but does not stop the clock)
         rep = acts.filter(
-            acts.lead_id.notnull() & (acts.direction.isnull() | (acts.direction == "outbound"))
+            acts.lead_id.notnull()
+            & (acts.direction.isnull() | (acts.direction == "outbound") | (acts.kind == "meeting"))
         )
         # the window's end is computed once per lead, not once per activity
         lc = leads.select(
@@ -438,16 +445,18 @@ def _lead_base(
             _until=leads.created_at + ibis.interval(days=contact_window_days),
         )
         rj = rep.inner_join(lc, "lead_id")
+        by_rep = rj.direction.isnull() | (rj.direction == "outbound")
         after = rj.occurred_at >= rj._created
-        two_way = rj.outcome.isin(_CONTACT_OUTCOMES) | (rj.kind == "meeting")
+        two_way = (by_rep & rj.outcome.isin(_CONTACT_OUTCOMES)) | (rj.kind == "meeting")
+        touch = after & by_rep
         aggs: dict[str, Any] = {
-            "first_touch_at": rj.occurred_at.min(where=after),
-            "early": (rj.occurred_at < rj._created).any(),
+            "first_touch_at": rj.occurred_at.min(where=touch),
+            "early": (by_rep & (rj.occurred_at < rj._created)).any(),
         }
         in_win = after & (rj.occurred_at < rj._until)
-        aggs["attempts_in_window"] = in_win.cast("int64").sum()
+        aggs["attempts_in_window"] = (in_win & by_rep).cast("int64").sum()
         aggs["contact_in_window"] = (in_win & two_way).any()
-        call = in_win & (rj.kind == "call")
+        call = in_win & by_rep & (rj.kind == "call")
         aggs["calls_in_window"] = call.cast("int64").sum()
         aggs["connected_calls_in_window"] = (call & (rj.outcome == "connected")).cast("int64").sum()
         per_lead = rj.group_by("lead_id").aggregate(**aggs)
@@ -463,18 +472,32 @@ def _lead_base(
         )
 
     if opp is not None:
-        by_lead = (
-            opp.filter(opp.lead_id.notnull())
-            .group_by("lead_id")
-            .aggregate(_opp_at=opp.created_at.min())
+        # an opportunity created before the lead is not the lead's conversion: only the
+        # linked opportunities created at or after the lead count
+        linked = opp.filter(opp.lead_id.notnull()).select("lead_id", "created_at")
+        lo = linked.inner_join(
+            leads.select(_ol=leads.lead_id, _oc=leads.created_at), linked.lead_id == leads.lead_id
+        )
+        by_lead = lo.group_by("lead_id").aggregate(
+            _opp_at=lo.created_at.min(where=lo.created_at >= lo._oc),
+            _opp_pre=(lo.created_at < lo._oc).any(),
         )
         by_id = opp.select(_oid=opp.opportunity_id, _oid_at=opp.created_at)
         base = base.left_join(by_lead, "lead_id").drop("lead_id_right")
         base = base.left_join(by_id, base.opportunity_id == by_id._oid).drop("_oid")
-        conv = ibis.coalesce(ibis.least(base._opp_at, base._oid_at), base._opp_at, base._oid_at)
-        base = base.mutate(conv_at=conv).drop("_opp_at", "_oid_at")
+        oid_pre = base._oid_at < base.created_at
+        oid_at = ibis.ifelse(oid_pre, ibis.null("timestamp"), base._oid_at)
+        conv = ibis.coalesce(ibis.least(base._opp_at, oid_at), base._opp_at, oid_at)
+        pre = base._opp_pre.fill_null(False) | oid_pre.fill_null(False)
+        # Salesforce converts a lead into an opportunity that already exists at the
+        # lead's ConvertedDate (converted_at)
+        into_existing = pre & base.converted_at.notnull() & (base.converted_at >= base.created_at)
+        conv = ibis.ifelse(conv.isnull() & into_existing, base.converted_at, conv)
+        base = base.mutate(conv_at=conv, opp_before_created=pre & conv.isnull()).drop(
+            "_opp_at", "_opp_pre", "_oid_at"
+        )
     else:
-        base = base.mutate(conv_at=ibis.null("timestamp"))
+        base = base.mutate(conv_at=ibis.null("timestamp"), opp_before_created=ibis.literal(False))
     base = base.mutate(early=base.early.fill_null(False), _horizon=horizon)
     base = _with_clock(base, "created_at", "created", cal, business=business)
     base = base.mutate(_stop=ibis.coalesce(base.first_touch_at, base._horizon))
@@ -919,7 +942,11 @@ def lead_to_opportunity_rate(
     created in the period), ``converted`` (cohort: converted within the window; flow:
     leads whose opportunity was created in the period), ``mean_days_to_opportunity``
     (among ``converted``), ``immature_leads`` (cohort only, else 0),
-    ``contacted_before_created`` (left out; 0 without activities).
+    ``contacted_before_created`` (left out; 0 without activities),
+    ``opportunity_before_created`` (leads whose only linked opportunities were created
+    before the lead, with no ``converted_at`` at or after its creation: kept as not
+    converted, since the opportunity did not come from the lead; a Salesforce lead
+    converted into an existing opportunity converts at its ``converted_at``).
 
     References
     ----------
@@ -939,6 +966,7 @@ def lead_to_opportunity_rate(
             "converted": hit.cast("int64").sum(),
             "mean_days_to_opportunity": ok._days.mean(where=hit),
             "immature_leads": (~m).cast("int64").sum(),
+            "opportunity_before_created": ok.opp_before_created.cast("int64").sum(),
         }
         out = _with_excluded(ok, created, keys, aggs)
     else:
@@ -946,7 +974,15 @@ def lead_to_opportunity_rate(
         ok = created.filter(~created.early)
         conv_all = base.filter(base.conv_at.notnull() & ~base.early)
         conv = scoped(conv_all, "conv_at", scope, table_name="leads")
-        den = _with_excluded(ok, created, keys, {"leads": ok.count()})
+        den = _with_excluded(
+            ok,
+            created,
+            keys,
+            {
+                "leads": ok.count(),
+                "opportunity_before_created": ok.opp_before_created.cast("int64").sum(),
+            },
+        )
         num = _by_keys(
             conv, keys, converted=conv.count(), mean_days_to_opportunity=conv._days.mean()
         )
@@ -963,6 +999,7 @@ def lead_to_opportunity_rate(
         converted=out.converted.fill_null(0),
         immature_leads=out.immature_leads.fill_null(0),
         contacted_before_created=out.contacted_before_created.fill_null(0),
+        opportunity_before_created=out.opportunity_before_created.fill_null(0),
         value=out.converted.fill_null(0) / denom,
     )
     cols = [
@@ -972,6 +1009,7 @@ def lead_to_opportunity_rate(
         "mean_days_to_opportunity",
         "immature_leads",
         "contacted_before_created",
+        "opportunity_before_created",
     ]
     return _finish(out, keys, cols)
 

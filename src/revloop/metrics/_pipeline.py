@@ -205,8 +205,12 @@ def _qualified(
     hp = hp.cross_join(q)
     reached = hp.filter(hp.position >= hp.__qpos).select(__qid=hp.opportunity_id).distinct()
     marked = opp.left_join(reached, opp.opportunity_id == reached.__qid)
-    marked = marked.filter(marked.__qid.notnull() | (marked.status == "won"))
-    return marked.drop("__qid")
+    qualified = marked.__qid.notnull() | (marked.status == "won")
+    if stages is None:
+        # a stage no history row names (a misspelling) qualifies no deal, so the figures
+        # are null rather than a 100 % win rate of the won deals alone
+        qualified = qualified & (pos.stage == qualified_stage).any().as_scalar()
+    return marked.filter(qualified).drop("__qid")
 
 
 def _agg(t: ir.Table, keys: list[str], **aggs: Any) -> ir.Table:
@@ -246,13 +250,14 @@ def _won_lost(opp: ir.Table, scope: Scope) -> ir.Table:
 def _win_aggs(t: ir.Table) -> dict[str, Any]:
     won = t.status == "won"
     lost = t.status == "lost"
+    # counts over no deals are 0, not null (the rate is then null)
     return {
-        "won": won.sum().cast(dt.int64),
-        "lost": lost.sum().cast(dt.int64),
+        "won": won.sum().cast(dt.int64).coalesce(0),
+        "lost": lost.sum().cast(dt.int64).coalesce(0),
         "won_amount": t.amt.sum(where=won).coalesce(0.0),
         "lost_amount": t.amt.sum(where=lost).coalesce(0.0),
-        "won_without_amount": (won & t.amt.isnull()).sum().cast(dt.int64),
-        "lost_without_amount": (lost & t.amt.isnull()).sum().cast(dt.int64),
+        "won_without_amount": (won & t.amt.isnull()).sum().cast(dt.int64).coalesce(0),
+        "lost_without_amount": (lost & t.amt.isnull()).sum().cast(dt.int64).coalesce(0),
     }
 
 
@@ -433,6 +438,11 @@ def win_rate(
     opp = _deals(tables, scope, reporting_currency)
     opp = _qualified(opp, tables, scope, qualified_stage, stages)
     keys = group_keys(scope)
+    if variant == "period" and estimator == "aalen_johansen":
+        raise ConfigError(
+            "win_rate: estimator='aalen_johansen' follows a cohort of deals from creation; "
+            "use it with variant='cohort', or estimator='naive' with variant='period'."
+        )
     if variant == "period":
         closed = _won_lost(opp, scope)
         out = _agg(closed, keys, **_win_aggs(closed))
@@ -447,8 +457,9 @@ def win_rate(
     ref = as_timestamp(scope.as_of) if scope.as_of is not None else None
     cohort = scoped(opp, "created_at", scope, table_name="opportunities")
     if ref is None:
-        last = opp.created_at.max()
-        ref = ibis.greatest(last, opp.closed_at.max().coalesce(last))
+        # scalar subqueries over every deal: the data's end, not the cohort's latest time
+        last = opp.created_at.max().as_scalar()
+        ref = ibis.greatest(last, opp.closed_at.max().as_scalar().coalesce(last))
     aj = _aalen_johansen(cohort, keys, ref, window_days)
     in_window = cohort.closed_at.notnull()
     if window_days is not None:
@@ -713,7 +724,14 @@ def pipeline_velocity(
     else:
         w = ibis.window(group_by=[scope.by] if scope.by else None, order_by="period")
         prev = {f"prev_{k}": out[k].lag().over(w) for k in ["value", *levers]}
-        out = out.mutate(**prev)
+        out = out.mutate(**prev, __prev_period=out.period.lag().over(w))
+        # the change is against the calendar period just before; after a period without
+        # deals there is none (null), not a comparison with an older period
+        before = period_start(out.period.cast(dt.Timestamp()) - ibis.interval(days=1), scope.period)
+        adjacent = out.__prev_period == before
+        out = out.mutate(
+            **{c: ibis.ifelse(adjacent, out[c], ibis.null(out[c].type())) for c in prev}
+        )
         ok = out.value > 0
         for k in levers:
             ok = ok & (out[k] > 0) & (out[f"prev_{k}"] > 0)
@@ -1184,12 +1202,14 @@ def time_in_stage(
         dur=per.__sum if revisits == "sum" else per.__span,
         event=per.__exited.cast(dt.int64),
     )
-    if censoring == "exclude_open":
-        d = d.filter(d.event == 1)
     won = d.filter((d.status == "won") & (d.event == 1))
     q = 0.75 if stall_percentile == "p75" else 0.9
     thr = quantiles(won, [*dims, "stage"], "dur", {"stall_threshold": q}, "linear")
     d = scoped(d, "first_at", _unbounded(scope), table_name="stage_history")
+    # open deals still in a stage are checked for stalls under either censoring policy
+    cur = d.filter((d.status == "open") & (d.event == 0))
+    if censoring == "exclude_open":
+        d = d.filter(d.event == 1)
     keys = [*group_keys(scope), "stage"]
     km = _km_quantiles(d, keys, {"value": 0.5, "p75": 0.75, "p90": 0.9})
     counts = d.group_by(keys).aggregate(
@@ -1197,7 +1217,6 @@ def time_in_stage(
     )
     out = _attach(counts, km, keys)
     out = _attach(out, thr, [*dims, "stage"])
-    cur = d.filter((d.status == "open") & (d.event == 0))
     cur = _attach(cur, thr, [*dims, "stage"])
     latest = h.group_by(__lid=h.opportunity_id).aggregate(__close=h.close_date.argmax(h._seq))
     cur = cur.left_join(latest, cur.opportunity_id == latest.__lid)
