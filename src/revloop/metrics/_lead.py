@@ -159,8 +159,9 @@ def _offsets(day: _dt.date, tz: zoneinfo.ZoneInfo) -> tuple[int, int, int]:
     return first, hi, last
 
 
-def _day_rows(calendar: str, timezone: str, country: str | None) -> tuple[list[Any], ...]:
-    """Rows of :func:`business_day_table` (cached: built once per calendar)."""
+@lru_cache(maxsize=8)
+def _day_rows(calendar: str, timezone: str, country: str | None) -> tuple[tuple[Any, ...], ...]:
+    """Columns of :func:`business_day_table` (cached: built once per calendar)."""
     days, open_s, close_s = parse_calendar(calendar)
     tz = zoneinfo.ZoneInfo(timezone)
     first, last = _dt.date(CALENDAR_YEARS[0], 1, 1), _dt.date(CALENDAR_YEARS[1], 12, 31)
@@ -201,7 +202,7 @@ def _day_rows(calendar: str, timezone: str, country: str | None) -> tuple[list[A
             col.append(v)
         base += (e1 - s1) + (e2 - s2)
         d += _dt.timedelta(days=1)
-    return out
+    return tuple(tuple(col) for col in out)
 
 
 def business_day_table(calendar: str, timezone: str, country: str | None) -> ir.Table:
