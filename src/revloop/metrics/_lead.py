@@ -476,9 +476,8 @@ def _lead_base(
         # an opportunity created before the lead is not the lead's conversion: only the
         # linked opportunities created at or after the lead count
         linked = opp.filter(opp.lead_id.notnull()).select("lead_id", "created_at")
-        lo = linked.inner_join(
-            leads.select(_ol=leads.lead_id, _oc=leads.created_at), linked.lead_id == leads.lead_id
-        )
+        lead_times = leads.select(_ol=leads.lead_id, _oc=leads.created_at)
+        lo = linked.inner_join(lead_times, linked.lead_id == lead_times._ol)
         by_lead = lo.group_by("lead_id").aggregate(
             _opp_at=lo.created_at.min(where=lo.created_at >= lo._oc),
             _opp_pre=(lo.created_at < lo._oc).any(),
