@@ -44,6 +44,7 @@ TABLES = ("leads", "activities", "opportunities", "stage_history", "subscription
 EPS = 1e-6
 DAY = pd.Timedelta(days=1)
 TRIALS = ["trial", "trialing", "trialling", "in_trial"]
+NOT_PAYING = ["unpaid", "paused", "incomplete", "incomplete_expired"]
 BUCKETS = [("0-5m", 5.0), ("5-30m", 30.0), ("30-60m", 60.0), ("1-24h", 1440.0)]
 Frames = dict[tuple[str, str | None], pd.DataFrame]
 
@@ -603,7 +604,7 @@ def add_months(ts: pd.Series, k: pd.Series) -> pd.Series:
 def mrr_ledger(subs: pd.DataFrame, rates: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
     """One row per customer and month (from the customer's first month to the last month
     before ``end``) with MRR at the month's end and its movements."""
-    s = subs[~subs.status.str.lower().str.strip().isin(TRIALS)].reset_index(drop=True)
+    s = subs[~subs.status.str.lower().str.strip().isin(TRIALS + NOT_PAYING)].reset_index(drop=True)
     interval = s.interval.str.lower().str.strip()
     n = s.interval_count.fillna(1)
     factor = interval.map({"day": 365 / 12, "week": 52 / 12, "month": 1.0, "year": 1 / 12}) / n

@@ -34,6 +34,7 @@ from revloop.schema import conform
 __all__ = [
     "LEDGER_POLICIES",
     "MOVEMENTS",
+    "NOT_PAYING_STATUSES",
     "TRIAL_STATUSES",
     "aggregate_ledger",
     "aggregate_months",
@@ -54,6 +55,14 @@ __all__ = [
 
 #: ``status`` values (lower case) that mark a trial; trials never count in MRR.
 TRIAL_STATUSES = ("trial", "trialing", "trialling", "in_trial")
+
+#: ``status`` values (lower case) of a row that was not paying: never in MRR. Stripe's
+#: MRR counts ``active`` and ``past_due`` subscriptions only: ``unpaid`` is churn,
+#: ``incomplete``/``incomplete_expired`` never started, and ``paused`` (a trial ended
+#: without a payment method) is $0, as ProfitWell has paused subscriptions (revops.md
+#: §1.8, connectors.md Stripe ``status``). ``past_due`` and ``canceled`` rows count for
+#: the period they cover.
+NOT_PAYING_STATUSES = ("unpaid", "paused", "incomplete", "incomplete_expired")
 
 _EPS = 1e-6
 
@@ -192,7 +201,8 @@ def normalised_subscriptions(
     ``mrr_local`` (MRR in the row's currency; null for an unknown ``interval``),
     ``unknown_interval`` (bool), ``eff_end`` (ends_at, or the earlier cancelled_at
     with ``at_cancel``; null = open-ended), ``start_idx`` and ``end_idx``
-    (month indices of starts_at and eff_end). Trials are dropped.
+    (month indices of starts_at and eff_end). Trials and rows that were not paying
+    (:data:`NOT_PAYING_STATUSES`) are dropped.
     """
     s = conform(subscriptions, "subscriptions")
     if scope.as_of is not None:
@@ -203,7 +213,7 @@ def normalised_subscriptions(
             )
         )
     status = s.status.lower().strip()
-    s = s.filter(status.isnull() | ~status.isin(TRIAL_STATUSES))
+    s = s.filter(status.isnull() | ~status.isin([*TRIAL_STATUSES, *NOT_PAYING_STATUSES]))
     interval = s.interval.lower().strip()
     n = s.interval_count.fill_null(1).cast(dt.float64)
     factor = ibis.cases(

@@ -298,7 +298,13 @@ TABLES: dict[str, TableSpec] = {
                 _C("quantity", "float64", required=False, nonnegative=True),
                 _C("discount", "float64", required=False, nonnegative=True, at_most=1.0),
                 _C("currency", "string", required=False),
-                _C("status", "string", required=False),
+                _C(
+                    "status",
+                    "string",
+                    required=False,
+                    doc="the row's billing status: trial statuses and unpaid, paused, "
+                    "incomplete, incomplete_expired never count in MRR",
+                ),
             ),
             unique=("subscription_id", "item_id", "starts_at"),
         ),
