@@ -251,10 +251,18 @@ def normalised_subscriptions(
 
 
 def _calendar(rows: ir.Table, scope: Scope) -> tuple[ir.Table, ir.IntegerScalar]:
-    """Month indices from the first start to the last month of the data or scope."""
+    """Month indices from the first start to the last month of the data or scope.
+
+    Without ``end`` or ``as_of`` the last month is that of the latest start or end, but
+    an end still ahead of today (a cancellation at the end of a paid term) stops at
+    today's month: the figures are today's, not those of the month the last scheduled
+    end takes effect. An explicit ``end`` reaches into the scheduled future.
+    """
+    today, _ = _py_index(_dt.datetime.now(_dt.UTC).replace(tzinfo=None))
+    last_end = ibis.least(rows.end_idx.max().fill_null(0), ibis.literal(today))
     bounds = rows.aggregate(
         lo=rows.start_idx.min(),
-        hi=ibis.greatest(rows.start_idx.max(), rows.end_idx.max().fill_null(0)),
+        hi=ibis.greatest(rows.start_idx.max(), last_end),
     )
     hi: ir.IntegerValue = bounds.hi
     cap: int | None = None
