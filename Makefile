@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 EXTRAS ?= dev,spark
 OUT ?= demo-output
 PEOPLE ?= 20000
+# pytest-xdist workers for `make test` (auto: one per core)
+TEST_WORKERS ?= auto
 
 .PHONY: venv demo test lint typecheck unit bench lock clean
 
@@ -30,7 +32,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 unit: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test: lint typecheck unit
 
