@@ -435,9 +435,9 @@ def _lead_base(
     if acts is not None:
         # rep-initiated touches, and meetings in either direction (a lead booking one
         # through a scheduler is a two-way contact too, but does not stop the clock)
-        rep = acts.filter(
-            acts.lead_id.notnull()
-            & (acts.direction.isnull() | (acts.direction == "outbound") | (acts.kind == "meeting"))
+        tagged = acts.mutate(_by_rep=acts.direction.isnull() | (acts.direction == "outbound"))
+        rep = tagged.filter(
+            tagged.lead_id.notnull() & (tagged._by_rep | (tagged.kind == "meeting"))
         )
         # the window's end is computed once per lead, not once per activity
         lc = leads.select(
@@ -446,7 +446,7 @@ def _lead_base(
             _until=leads.created_at + ibis.interval(days=contact_window_days),
         )
         rj = rep.inner_join(lc, "lead_id")
-        by_rep = rj.direction.isnull() | (rj.direction == "outbound")
+        by_rep = rj._by_rep
         after = rj.occurred_at >= rj._created
         two_way = (by_rep & rj.outcome.isin(_CONTACT_OUTCOMES)) | (rj.kind == "meeting")
         touch = after & by_rep

@@ -435,25 +435,25 @@ def win_rate(
         not won or lost in the window). With ``basis="amount"`` deals without an amount are
         left out of the ratio and counted in the ``*_without_amount`` columns.
     """
-    opp = _deals(tables, scope, reporting_currency)
-    opp = _qualified(opp, tables, scope, qualified_stage, stages)
-    keys = group_keys(scope)
-    if variant == "period" and estimator == "aalen_johansen":
+    if estimator == "aalen_johansen" and variant == "period":
         raise ConfigError(
             "win_rate: estimator='aalen_johansen' follows a cohort of deals from creation; "
             "use it with variant='cohort', or estimator='naive' with variant='period'."
         )
+    if estimator == "aalen_johansen" and basis == "amount":
+        raise ConfigError(
+            "win_rate: estimator='aalen_johansen' estimates a share of deals; "
+            "use basis='count' with it, or estimator='naive' with basis='amount'."
+        )
+    opp = _deals(tables, scope, reporting_currency)
+    opp = _qualified(opp, tables, scope, qualified_stage, stages)
+    keys = group_keys(scope)
     if variant == "period":
         closed = _won_lost(opp, scope)
         out = _agg(closed, keys, **_win_aggs(closed))
         out = out.mutate(value=_win_value(out, basis))
         cols = ["value", "won", "lost", "won_amount", "lost_amount"]
         return _finish(out, keys, [*cols, "won_without_amount", "lost_without_amount"])
-    if estimator == "aalen_johansen" and basis == "amount":
-        raise ConfigError(
-            "win_rate: estimator='aalen_johansen' estimates a share of deals; "
-            "use basis='count' with it, or estimator='naive' with basis='amount'."
-        )
     ref = as_timestamp(scope.as_of) if scope.as_of is not None else None
     cohort = scoped(opp, "created_at", scope, table_name="opportunities")
     if ref is None:
