@@ -25,7 +25,6 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 from ibis import _
 
-from revloop.attribution import to_reporting_currency
 from revloop.exceptions import ConfigError
 from revloop.metrics._registry import DateLike, Policy, Scope, SharedBuild
 from revloop.metrics._scope import period_start
@@ -188,6 +187,26 @@ def start_index(scope: Scope) -> int | None:
     return None if scope.start is None else _py_index(scope.start)[0]
 
 
+#: Values written as the canonical tables spell them: compared as they are, while any
+#: other spelling is lower-cased and stripped of white space first (a costly string
+#: function per row when every row needs it).
+_STATUSES = (
+    "active",
+    "past_due",
+    "canceled",
+    "cancelled",
+    "ended",
+    *TRIAL_STATUSES,
+    *NOT_PAYING_STATUSES,
+)
+_INTERVALS = ("day", "week", "month", "year")
+
+
+def _normalised(col: ir.StringValue, canonical: tuple[str, ...]) -> ir.StringValue:
+    """``col`` lower-cased and stripped, computed only for values not already canonical."""
+    return ibis.cases((col.isin(list(canonical)), col), else_=col.lower().strip())
+
+
 def normalised_subscriptions(
     subscriptions: ir.Table,
     *,
@@ -212,9 +231,9 @@ def normalised_subscriptions(
                 s.cancelled_at > as_of, ibis.null(dt.timestamp), s.cancelled_at
             )
         )
-    status = s.status.lower().strip()
+    status = _normalised(s.status, _STATUSES)
     s = s.filter(status.isnull() | ~status.isin([*TRIAL_STATUSES, *NOT_PAYING_STATUSES]))
-    interval = s.interval.lower().strip()
+    interval = _normalised(s.interval, _INTERVALS)
     n = s.interval_count.fill_null(1).cast(dt.float64)
     factor = ibis.cases(
         (interval == "day", 365.0 / 12.0 / n),
@@ -250,7 +269,7 @@ def normalised_subscriptions(
     return out.mutate(start_idx=month_index(out.starts_at), end_idx=month_index(out.eff_end))
 
 
-def _calendar(rows: ir.Table, scope: Scope) -> tuple[ir.Table, ir.IntegerScalar]:
+def _calendar(rows: ir.Table, scope: Scope) -> tuple[ir.Table, ir.IntegerScalar, int | None]:
     """Month indices from the first start to the last month of the data or scope.
 
     Without ``end`` or ``as_of`` the last month is that of the latest start or end, but
@@ -275,26 +294,73 @@ def _calendar(rows: ir.Table, scope: Scope) -> tuple[ir.Table, ir.IntegerScalar]
     if cap is not None:
         hi = ibis.literal(cap)
     cal = bounds.select(idx=ibis.range(bounds.lo, hi + 1).unnest())
-    return cal, bounds.lo
+    return cal, bounds.lo, cap
 
 
 def last_month_index(rows: ir.Table, scope: Scope) -> ir.IntegerScalar:
     """Month index of the ledger's last month for :func:`normalised_subscriptions` rows:
     the latest start or end in the data, or the window's last month (``end``, ``as_of``)."""
-    cal, _ = _calendar(rows, scope)
+    cal, _, _ = _calendar(rows, scope)
     return cal.idx.max()
 
 
-def _with_rate(
-    table: ir.Table, fx_rates: ir.Table | None, at: str, reporting_currency: str
-) -> ir.Table:
-    """``table`` plus ``amount_reporting``: the rate of its currency on the day of ``at``.
+def daily_rates(fx_rates: ir.Table, until: ir.DateValue) -> ir.Table:
+    """The rate of every currency on every day from its first rate to ``until``.
 
-    ``table`` carries a ``one`` column (1.0), so the converted amount is the rate itself.
+    Output: ``c`` (upper-case currency), ``d`` (date), ``rate``: the latest
+    ``rate_to_reporting`` dated on or before ``d`` (the largest of one day's rates), the
+    rule of :func:`revloop.attribution.to_reporting_currency` (ChartMogul converts at the
+    transaction date, ``shared/reference/revops.md`` §1.8). A currency's days before its
+    first rate have no row (no rate). A few thousand rows for years of daily rates, so
+    a large table finds its rates by an equality join on (currency, day) against it, not
+    by placing its own distinct days among the rate dates once per lookup.
     """
-    return to_reporting_currency(
-        table, fx_rates, amount="one", at=at, reporting_currency=reporting_currency
+    fx = fx_rates.select(
+        c=fx_rates.currency.cast(dt.string).upper(),
+        d=fx_rates.date.cast(dt.date),
+        rate=fx_rates.rate_to_reporting.cast(dt.float64),
     )
+    fx = fx.filter(fx.c.notnull() & fx.d.notnull())
+    fx = fx.group_by(["c", "d"]).aggregate(rate=fx.rate.max())
+    span = fx.group_by("c").aggregate(lo=fx.d.min())
+    span = span.mutate(n=until.delta(span.lo, unit="day") + 1)
+    days = span.filter(span.n > 0)
+    days = days.select("c", "lo", k=ibis.range(0, days.n).unnest())
+    days = days.select("c", d=(days.lo + days.k.as_interval("D")).cast(dt.timestamp).date())
+    known = fx.select(kc="c", kd="d", krate="rate")
+    grid = days.left_join(known, [days.c == known.kc, days.d == known.kd])
+    grid = grid.select("c", "d", has_rate=grid.krate.notnull())
+    # the latest rate date on or before each day: a running max over the day's own rate date
+    upto = ibis.window(group_by=grid.c, order_by=grid.d, rows=(None, 0))
+    grid = grid.select(
+        "c", "d", fx_d=ibis.ifelse(grid.has_rate, grid.d, ibis.null(dt.date)).max().over(upto)
+    )
+    at = fx.select(ac="c", ad="d", arate="rate")
+    out = grid.join(at, [grid.c == at.ac, grid.fx_d == at.ad])
+    return out.select("c", "d", rate=out.arate)
+
+
+def _rate_of(
+    table: ir.Table,
+    rates: ir.Table | None,
+    at: ir.TimestampValue,
+    currency: ir.StringValue,
+    reporting_currency: str,
+) -> tuple[ir.Table, str]:
+    """``table`` joined to the rate of ``currency`` on the day of ``at``, in a new column
+    whose name is returned: 1.0 in the reporting currency (or without a currency), null
+    when ``rates`` has none that day (or there are no rates)."""
+    n = sum(c.startswith("__rate") for c in table.columns)
+    name, key_c, key_d = f"__rate{n}", f"__rc{n}", f"__rd{n}"
+    same = currency.isnull() | (currency == reporting_currency.upper())
+    if rates is None:
+        return table.mutate(**{name: ibis.ifelse(same, 1.0, ibis.null(dt.float64))}), name
+    keyed = table.mutate(**{key_c: currency, key_d: at.date()})
+    r = rates.select(**{f"{key_c}_r": rates.c, f"{key_d}_r": rates.d, f"{name}_r": rates.rate})
+    j = keyed.left_join(r, [keyed[key_c] == r[f"{key_c}_r"], keyed[key_d] == r[f"{key_d}_r"]])
+    same = j[key_c].isnull() | (j[key_c] == reporting_currency.upper())
+    j = j.mutate(**{name: ibis.ifelse(same, 1.0, j[f"{name}_r"])})
+    return j.drop(key_c, key_d, f"{key_c}_r", f"{key_d}_r", f"{name}_r"), name
 
 
 def customer_ledger(
@@ -413,7 +479,6 @@ def _build_ledger(
     # is the largest the ledger builds, and it is read twice for its exchange rates)
     rows = rows.select(
         "customer_id",
-        "currency",
         "starts_at",
         "eff_end",
         "start_idx",
@@ -421,50 +486,71 @@ def _build_ledger(
         "period_months",
         "mrr_local",
         "unknown_interval",
+        currency=rows.currency.upper(),
         ck=ibis.dense_rank().over(order_by=rows.customer_id),
     )
-    cal, _ = _calendar(rows, scope)
-    hi = cal.idx.max()
+    cal, _, cap = _calendar(rows, scope)
     last = ibis.cases((rows.eff_end.isnull(), ibis.literal(10**7)), else_=rows.end_idx - 1)
     spanning = rows.filter(last >= rows.start_idx).mutate(last_idx=last)
     # one row per subscription row and month it is active at the month's end: an unnest
     # of each row's own months, not an inequality join against the calendar (rows
     # starting after the calendar's last month, or an empty calendar, have none)
-    top = hi.as_scalar()
+    # the last month: the window's, known without a query, or the data's (a scalar
+    # subquery); a window ending before the first start leaves the calendar empty, and
+    # no row starts by its end either
+    top = ibis.literal(cap, dt.int64) if cap is not None else cal.idx.max().as_scalar()
     spanning = spanning.filter(spanning.start_idx <= top)
     through = ibis.least(spanning.last_idx, top)
     rm = spanning.mutate(idx=ibis.range(spanning.start_idx, through + 1).unnest())
 
-    def service_start(idx: ir.IntegerValue) -> ir.TimestampValue:
+    def service_start(t: ir.Table, idx: ir.IntegerValue) -> ir.TimestampValue:
         # month and year intervals: the start of the billing period holding month idx;
         # day and week intervals: the later of starts_at and the month's first day
-        k = ((idx - rm.start_idx) // rm.period_months) * rm.period_months
+        k = ((idx - t.start_idx) // t.period_months) * t.period_months
         return ibis.cases(
-            (rm.period_months.notnull(), rm.starts_at + k.as_interval("M")),
-            else_=ibis.greatest(rm.starts_at, _index_date(idx).cast(dt.timestamp)),
+            (t.period_months.notnull(), t.starts_at + k.as_interval("M")),
+            else_=ibis.greatest(t.starts_at, _index_date(idx).cast(dt.timestamp)),
         )
 
-    rm = rm.mutate(
-        fx_at=service_start(rm.idx),
+    # every rate a row needs falls on or before the last day of the ledger's last month
+    fx_rates = tables.get("fx_rates")
+    until = (_index_date(top + 1) - ibis.interval(days=1)).cast(dt.date)
+    rates = None if fx_rates is None else daily_rates(fx_rates, until)
+    # only rows in another currency than the reporting one need a rate: the rest take
+    # 1.0 without a join (joins of the row x month table are the ledger's costliest step)
+    keep = ["ck", "idx", "mrr_local", "unknown_interval"]
+    foreign = rm.currency.notnull() & (rm.currency != reporting_currency.upper())
+    home = rm.filter(~foreign).select(*keep, rate=ibis.literal(1.0), fx_row=ibis.literal(0.0))
+    away = rm.filter(foreign)
+    away = away.select(
+        *keep,
+        "currency",
+        fx_at=service_start(away, away.idx),
         # last month's rate of a row that was active then (the FX line of a continuing row)
         prev_fx_at=ibis.ifelse(
-            rm.idx > rm.start_idx, service_start(rm.idx - 1), ibis.null(dt.timestamp)
+            away.idx > away.start_idx,
+            service_start(away, away.idx - 1),
+            ibis.null(dt.timestamp),
         ),
-        one=ibis.literal(1.0),
     )
-    fx_rates = tables.get("fx_rates")
-    rm = _with_rate(rm, fx_rates, "fx_at", reporting_currency).rename(rate="amount_reporting")
-    rm = _with_rate(rm, fx_rates, "prev_fx_at", reporting_currency)
-    prev_rate = rm.amount_reporting
-    rm = rm.mutate(
-        mrr=rm.mrr_local * rm.rate,
-        fx_row=ibis.ifelse(prev_rate.isnull(), 0.0, rm.mrr_local * (rm.rate - prev_rate)),
+    away, rate = _rate_of(away, rates, away.fx_at, away.currency, reporting_currency)
+    away, prev_rate = _rate_of(away, rates, away.prev_fx_at, away.currency, reporting_currency)
+    away = away.select(
+        *keep,
+        rate=away[rate],
+        fx_row=ibis.ifelse(
+            away.prev_fx_at.isnull() | away[prev_rate].isnull(),
+            0.0,
+            away.mrr_local * (away[rate] - away[prev_rate]),
+        ),
     )
+    rm = home.union(away)
+    rm = rm.mutate(mrr=rm.mrr_local * rm.rate)
     # rows that start and end inside one month: never active at a month's end; their
     # MRR (at the start's rate) is the month's flicker, summed in the same aggregate
     fl = rows.filter((rows.end_idx == rows.start_idx) & (rows.eff_end > rows.starts_at))
-    fl = fl.mutate(one=ibis.literal(1.0))
-    fl = _with_rate(fl, fx_rates, "starts_at", reporting_currency)
+    fl, fl_rate = _rate_of(fl, rates, fl.starts_at, fl.currency, reporting_currency)
+    fl = fl.mutate(amount_reporting=fl[fl_rate])
     null_f, null_i = ibis.null(dt.float64), ibis.null(dt.int64)
     parts = rm.select(
         "ck",
