@@ -253,16 +253,18 @@ def _clamp(x: ir.IntegerValue, lo: ir.IntegerValue, hi: ir.IntegerValue) -> ir.I
     return ibis.least(ibis.greatest(x - lo, 0), hi - lo)
 
 
-def _with_clock(t: ir.Table, col: str, prefix: str, cal: ir.Table, *, business: bool) -> ir.Table:
-    """Add ``{prefix}_sec`` (a clock reading of ``t[col]``) and, for ``created``, local columns.
+def _with_clock(
+    t: ir.Table, col: str, prefix: str, cal: ir.Table, *, business: bool, local: bool = False
+) -> ir.Table:
+    """Add ``{prefix}_sec`` (a clock reading of ``t[col]``) and, with ``local``, the
+    local columns ``hour_of_week`` and ``in_hours`` of ``t[col]``.
 
     Wall clock: seconds since the epoch. Business hours: working seconds since
     2000-01-01 (``base`` of the UTC day plus the working part of the day before ``col``).
-    With ``prefix == "created"`` also ``hour_of_week`` and ``in_hours``.
     """
     ts = t[col]
-    if not business and prefix != "created":
-        # the wall clock needs no calendar (only ``created`` has local columns)
+    if not business and not local:
+        # the wall clock needs no calendar (only the local columns do)
         return t.mutate(**{f"{prefix}_sec": ts.epoch_seconds().cast("float64")})
     keyed = t.mutate(_day=ts.date())
     j = keyed.left_join(cal, keyed._day == cal.day).drop("_day", "day")
@@ -270,7 +272,7 @@ def _with_clock(t: ir.Table, col: str, prefix: str, cal: ir.Table, *, business: 
     working = _clamp(sod, j.s1, j.e1) + _clamp(sod, j.s2, j.e2)
     reading = (j.base + working) if business else j[col].epoch_seconds()
     extra: dict[str, Any] = {f"{prefix}_sec": reading.cast("float64")}
-    if prefix == "created":
+    if local:
         offset = ibis.ifelse(sod < j.switch, j.off0, j.off1).fill_null(0)
         local_hours = (j[col].epoch_seconds() + offset) // 3600
         extra["hour_of_week"] = ((local_hours + 72) % 168).cast("int64")
@@ -305,7 +307,7 @@ def lead_base_key(
     >>> lead_base_key(Scope(), contact_window_days=30)
     'lead_base(as_of=None, clock=wall, calendar=Mon-Fri 09:00-17:00, timezone=UTC, holidays=None, contact_window_days=30, opportunities=True, activities=True)'
     """
-    keep = f", keep={scope.by}" if scope.by in _IDENTITY_COLUMNS else ""
+    keep = f", keep={scope.by}" if scope.by is not None and scope.by not in _FACTS else ""
     return (
         f"lead_base(as_of={scope.as_of}, clock={clock}, calendar={calendar}, "
         f"timezone={timezone}, holidays={holidays}, "
@@ -314,10 +316,25 @@ def lead_base_key(
     )
 
 
-#: Lead columns no lead metric reads after the base is built (identifiers and the CRM's
-#: own conversion fields): a shared base leaves them out, and keeps one only when a
-#: metric is grouped by it (its key then says so).
-_IDENTITY_COLUMNS = ("person_id", "email_hash", "click_id", "converted_at", "opportunity_id")
+#: The columns of the lead base every lead metric reads. A shared base holds these
+#: alone, plus the column a request groups by (a lead column, or ``hour_of_week`` and
+#: ``in_hours``, which need the calendar's join): its key then names that column.
+_FACTS = (
+    "created_at",
+    "first_touch_at",
+    "early",
+    "attempts_in_window",
+    "contact_in_window",
+    "calls_in_window",
+    "connected_calls_in_window",
+    "conv_at",
+    "opp_before_created",
+    "_horizon",
+    "contacted",
+    "elapsed_min",
+)
+#: Derived columns of the lead's local creation time, for grouping (``scope.by``).
+_LOCAL_COLUMNS = ("hour_of_week", "in_hours")
 
 
 def _shared_base(
@@ -348,9 +365,9 @@ def _shared_base(
     )
 
     def build(available: Mapping[str, ir.Table]) -> ir.Table:
-        base = _lead_base(available, whole, **kw)
-        # the materialised base is narrower: no identifier a metric does not group by
-        return base.drop(*[c for c in _IDENTITY_COLUMNS if c in base.columns and c != scope.by])
+        base = _lead_base(available, whole, **kw, local=scope.by in _LOCAL_COLUMNS)
+        # the materialised base is narrower: the facts, and the column grouped by
+        return base.select(*[c for c in base.columns if c in _FACTS or c == scope.by])
 
     return {key: build}
 
@@ -381,10 +398,12 @@ def _lead_base(
     timezone: str = "UTC",
     holidays: str | None = None,
     contact_window_days: int = _CONTACT_WINDOW,
+    local: bool = True,
 ) -> ir.Table:
     """One row per lead (not yet scoped) with its first touch, contact and conversion facts.
 
-    Output columns: the lead's columns, ``hour_of_week``, ``in_hours``,
+    Output columns: the lead's columns, ``hour_of_week`` and ``in_hours`` (with
+    ``local``; a join on the calendar, needed only to group by them),
     ``first_touch_at`` (first rep-initiated touch at or after creation, else null),
     ``early`` (a rep-initiated touch before creation), ``contacted`` (touched by the
     horizon), ``elapsed_min`` (time to first touch, or to the horizon when censored,
@@ -435,10 +454,11 @@ def _lead_base(
     if acts is not None:
         # rep-initiated touches, and meetings in either direction (a lead booking one
         # through a scheduler is a two-way contact too, but does not stop the clock)
-        tagged = acts.mutate(_by_rep=acts.direction.isnull() | (acts.direction == "outbound"))
-        rep = tagged.filter(
-            tagged.lead_id.notnull() & (tagged._by_rep | (tagged.kind == "meeting"))
-        )
+        # Every aggregate below tests _by_rep or a meeting itself, so the other activities
+        # are not filtered out before the join (the inner join drops null lead ids): an
+        # unfiltered activities table is the larger side, and DuckDB builds its hash table
+        # on the smaller one (the leads) instead of on a filter it estimates at a fifth.
+        rep = acts.mutate(_by_rep=acts.direction.isnull() | (acts.direction == "outbound"))
         # the window's end is computed once per lead, not once per activity
         lc = leads.select(
             lead_id=leads.lead_id,
@@ -499,7 +519,7 @@ def _lead_base(
     else:
         base = base.mutate(conv_at=ibis.null("timestamp"), opp_before_created=ibis.literal(False))
     base = base.mutate(early=base.early.fill_null(False), _horizon=horizon)
-    base = _with_clock(base, "created_at", "created", cal, business=business)
+    base = _with_clock(base, "created_at", "created", cal, business=business, local=local)
     base = base.mutate(_stop=ibis.coalesce(base.first_touch_at, base._horizon))
     base = _with_clock(base, "_stop", "stop", cal, business=business)
     base = base.mutate(
