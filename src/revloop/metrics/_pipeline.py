@@ -886,12 +886,22 @@ def _shared_history(
     whole = Scope(by=scope.by, as_of=scope.as_of)
 
     def build(available: Mapping[str, ir.Table]) -> ir.Table:
-        return _history(available, whole)
+        h = _history(available, whole)
+        # materialised narrower: without the CRM's forecast fields no stage metric reads
+        return h.drop(*[c for c in _UNREAD_HISTORY if c in h.columns and c != scope.by])
 
     def build_entries(available: Mapping[str, ir.Table]) -> ir.Table:
-        return _entries(_history(available, whole))
+        e = _entries(_history(available, whole))
+        keep = [*_ENTRY_COLUMNS, *([scope.by] if scope.by is not None else [])]
+        return e.select(*dict.fromkeys(keep))
 
     return {history_key(whole): build, entries_key(whole): build_entries}
+
+
+#: Stage-history columns no stage metric reads (a shared history leaves them out).
+_UNREAD_HISTORY = ("forecast_category", "probability")
+#: The columns of a stage entry the stage metrics read (a shared table holds only these).
+_ENTRY_COLUMNS = ("opportunity_id", "stage", "changed_at", "status", "exit_at", "ref_at")
 
 
 def entries_key(scope: Scope) -> str:
