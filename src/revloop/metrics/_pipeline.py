@@ -1228,7 +1228,9 @@ def time_in_stage(
     out = _attach(counts, km, keys)
     out = _attach(out, thr, [*dims, "stage"])
     cur = _attach(cur, thr, [*dims, "stage"])
-    latest = h.group_by(__lid=h.opportunity_id).aggregate(__close=h.close_date.argmax(h._seq))
+    # each deal's latest close date: its last row (no next row), not a sort per deal
+    last = h.filter(h._next_at.isnull())
+    latest = last.select(__lid=last.opportunity_id, __close=last.close_date)
     cur = cur.left_join(latest, cur.opportunity_id == latest.__lid)
     stalled = cur.group_by(keys).aggregate(
         stalled=(cur.dur > cur.stall_threshold).sum().cast(dt.int64),
