@@ -17,7 +17,7 @@ import pytest
 import revloop
 from revloop import engine, metrics
 from revloop.attribution import to_reporting_currency
-from revloop.metrics._mrr import LEDGER_POLICIES, ledger_key, months_key
+from revloop.metrics._mrr import LEDGER_POLICIES, ledger_key, months_key, totals_key
 from revloop.metrics._registry import Scope
 from revloop.synthetic import demo_company
 
@@ -88,12 +88,15 @@ def test_ledger_is_built_once_per_policy_set(company):
         keys |= set(metrics.shared_tables(r.name, tables, scope=r.scope, **dict(r.params)))
     defaults = {p.name: p.default for p in LEDGER_POLICIES}
     at_cancel = {**defaults, "churn_recognition": "at_cancel"}
-    # each ledger and its monthly totals (all requests group by nothing)
+    # each ledger, its monthly totals (all requests group by nothing) and, for the
+    # metrics of period totals, those totals over the whole ledger
     assert keys == {
         ledger_key(Scope(), defaults),
         months_key(Scope(), defaults),
+        totals_key(Scope(), defaults),
         ledger_key(Scope(), at_cancel),
         months_key(Scope(), at_cancel),
+        totals_key(Scope(), at_cancel),
     }
     seen: list[str] = []
     engine.compute_metrics(con, tables, reqs, on_done=lambda m: seen.append(m.request.name))

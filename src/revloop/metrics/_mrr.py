@@ -49,7 +49,9 @@ __all__ = [
     "months_key",
     "normalised_subscriptions",
     "shared_ledger",
+    "shared_totals",
     "start_index",
+    "totals_key",
 ]
 
 #: ``status`` values (lower case) that mark a trial; trials never count in MRR.
@@ -453,6 +455,40 @@ def shared_ledger(
         ledger_key(scope, ledger_policy): build,
         months_key(scope, ledger_policy): build_months,
     }
+
+
+def totals_key(scope: Scope, policy: Mapping[str, Any]) -> str:
+    """The name the materialised :func:`aggregate_months` of a ledger go by, per ``by``,
+    ``period`` and window start (``end`` and ``as_of`` are in the ledger's key).
+
+    >>> totals_key(Scope(period="month", start="2024-01-01"), {"discounts": "apply"})
+    'mrr_totals(mrr_months(mrr_ledger(end=None, as_of=None, discounts=apply), by=None), period=month, start=2024-01-01)'
+    """
+    return f"mrr_totals({months_key(scope, policy)}, period={scope.period}, start={scope.start})"
+
+
+def shared_totals(
+    tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any
+) -> dict[str, SharedBuild]:
+    """:func:`shared_ledger` and the ledger's totals per ``[by,] period`` of the scope
+    (:func:`totals_key`): the few rows that MRR, ARR, movements, ARPA and the other
+    metrics of period totals each read a couple of columns of. Materialised once, each
+    of those metrics compiles to a select over a handful of rows instead of the whole
+    aggregation (a subscription panel asks for nine of them per period)."""
+    out = shared_ledger(tables, scope=scope, **policy)
+    if scope.period in ("day", "week"):  # refused by aggregate_months, metric by metric
+        return out
+    ledger_policy = {k: policy[k] for k in _LEDGER_NAMES}
+    totals_scope = Scope(
+        by=scope.by, period=scope.period, start=scope.start, end=scope.end, as_of=scope.as_of
+    )
+
+    def build(available: Mapping[str, ir.Table]) -> ir.Table:
+        months = customer_months(available, scope=totals_scope, **ledger_policy)
+        return aggregate_months(months, totals_scope)
+
+    out[totals_key(scope, ledger_policy)] = build
+    return out
 
 
 def _build_ledger(

@@ -30,7 +30,9 @@ from revloop.metrics._mrr import (
     normalised_subscriptions,
     period_churned_customers,
     shared_ledger,
+    shared_totals,
     start_index,
+    totals_key,
 )
 from revloop.metrics._registry import Benchmark, Policy, Scope, SharedBuild, metric
 from revloop.metrics._scope import period_start
@@ -65,8 +67,12 @@ def _totals(
 ) -> ir.Table:
     """Ledger totals per [by, period]; a ``rate`` with no period and no start: the last month."""
     ledger_policy = {k: policy[k] for k in _LEDGER_KEYS}
+    last_only = rate and scope.period is None and scope.start is None
+    shared = tables.get(totals_key(scope, ledger_policy))
+    if shared is not None and not last_only:  # materialised by a runner (shared_totals)
+        return shared
     months = customer_months(tables, scope=scope, **ledger_policy)
-    if rate and scope.period is None and scope.start is None:  # the last month
+    if last_only:  # the last month
         months = months.filter(months.idx == months.idx.max().as_scalar())
     return aggregate_months(months, scope)
 
@@ -89,7 +95,7 @@ def _front(t: ir.Table, scope: Scope, cols: list[str]) -> ir.Table:
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
-    shared=shared_ledger,
+    shared=shared_totals,
     policies=LEDGER_POLICIES,
 )
 def mrr(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
@@ -109,7 +115,7 @@ def mrr(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Ta
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
-    shared=shared_ledger,
+    shared=shared_totals,
     policies=LEDGER_POLICIES,
 )
 def arr(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
@@ -148,7 +154,7 @@ _MOVEMENT_COLS = [
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
-    shared=shared_ledger,
+    shared=shared_totals,
     policies=LEDGER_POLICIES,
 )
 def mrr_movements(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
@@ -169,7 +175,7 @@ def mrr_movements(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
-    shared=shared_ledger,
+    shared=shared_totals,
     policies=LEDGER_POLICIES,
 )
 def net_new_mrr(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
@@ -205,7 +211,7 @@ def _churn_shared(
         return {}
     if convention == "profitwell":
         policy = {**policy, "same_period_new_churn": "ignore"}
-    return shared_ledger(tables, scope=scope, **policy)
+    return shared_totals(tables, scope=scope, **policy)
 
 
 def _profitwell_ignores_new_churn(
@@ -344,7 +350,7 @@ def _b2c_daily(tables: Mapping[str, ir.Table], scope: Scope, policy: Mapping[str
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
-    shared=shared_ledger,
+    shared=shared_totals,
     policies=(
         Policy(
             "variant",
@@ -402,7 +408,7 @@ def mrr_churn_rate(
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
-    shared=shared_ledger,
+    shared=shared_totals,
     policies=(_reactivation("include", "the quick ratio's numerator"), *LEDGER_POLICIES),
 )
 def quick_ratio(
@@ -621,7 +627,7 @@ def grr(
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
-    shared=shared_ledger,
+    shared=shared_totals,
     policies=LEDGER_POLICIES,
 )
 def arpa(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
@@ -639,7 +645,7 @@ def arpa(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.T
     family="subscription",
     tables=_TABLES,
     optional_tables=_OPTIONAL,
-    shared=shared_ledger,
+    shared=shared_totals,
     policies=LEDGER_POLICIES,
 )
 def asp(tables: Mapping[str, ir.Table], *, scope: Scope, **policy: Any) -> ir.Table:
