@@ -178,3 +178,15 @@ def test_fx_latest_rate_on_or_before_the_day():
     for g, w in zip(got.amount_reporting, want, strict=True):
         assert (pd.isna(g) and w is None) or g == pytest.approx(w)
     con.disconnect()
+
+
+def _temp_tables(con: Any) -> set[str]:
+    rows = con.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    return {r[0] for r in rows}
+
+
+def test_shared_tables_are_dropped_after_a_batch(company):
+    con, tables = company
+    before = _temp_tables(con)
+    engine.compute_metrics(con, tables, ["mrr", "stage_conversion", "speed_to_lead"])
+    assert _temp_tables(con) == before
