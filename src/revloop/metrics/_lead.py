@@ -254,7 +254,13 @@ def _clamp(x: ir.IntegerValue, lo: ir.IntegerValue, hi: ir.IntegerValue) -> ir.I
 
 
 def _with_clock(
-    t: ir.Table, col: str, prefix: str, cal: ir.Table, *, business: bool, local: bool = False
+    t: ir.Table,
+    col: str,
+    prefix: str,
+    cal: ir.Table | None,
+    *,
+    business: bool,
+    local: bool = False,
 ) -> ir.Table:
     """Add ``{prefix}_sec`` (a clock reading of ``t[col]``) and, with ``local``, the
     local columns ``hour_of_week`` and ``in_hours`` of ``t[col]``.
@@ -266,6 +272,7 @@ def _with_clock(
     if not business and not local:
         # the wall clock needs no calendar (only the local columns do)
         return t.mutate(**{f"{prefix}_sec": ts.epoch_seconds().cast("float64")})
+    assert cal is not None, "business hours and local columns read the calendar"
     keyed = t.mutate(_day=ts.date())
     j = keyed.left_join(cal, keyed._day == cal.day).drop("_day", "day")
     sod = j[col].epoch_seconds() - j[col].truncate("D").epoch_seconds()
@@ -447,8 +454,9 @@ def _lead_base(
             lmax if opp is None else opp.created_at.max().as_scalar().fill_null(lmax),
         )
     country = None if holidays in (None, "none") else holidays
-    cal = business_day_table(calendar, timezone, country)
     business = clock == "business_hours"
+    # the calendar (a table of some 15,000 days) only for business hours or local columns
+    cal = business_day_table(calendar, timezone, country) if business or local else None
 
     base = leads
     if acts is not None:
