@@ -921,9 +921,10 @@ def _history(tables: Mapping[str, ir.Table], scope: Scope) -> ir.Table:
     Adds ``terminal`` (the row was written when or after the deal closed) and, from one
     window over each deal's rows in ``changed_at`` order that every stage metric reads
     instead of sorting again: ``_seq`` (the row's rank, 0 first), ``_prev_stage`` (the
-    previous row's stage), ``_next_at`` (the next row's ``changed_at``; null on the
-    last row) and ``_first_at`` (the deal's first ``changed_at``). A runner of several metrics may have materialised it under
-    :func:`history_key`.
+    previous row's stage), ``_prev_close`` (the previous row's ``close_date``),
+    ``_next_at`` (the next row's ``changed_at``; null on the last row) and ``_first_at``
+    (the deal's first ``changed_at``). A runner of several metrics may have materialised
+    it under :func:`history_key`.
     """
     shared = tables.get(history_key(scope))
     if shared is not None:
@@ -949,6 +950,7 @@ def _history(tables: Mapping[str, ir.Table], scope: Scope) -> ir.Table:
         terminal=h.closed_at.notnull() & (h.changed_at >= h.closed_at),
         _seq=ibis.row_number().over(w),
         _prev_stage=h.stage.lag().over(w),
+        _prev_close=h.close_date.lag().over(w),
         _next_at=h.changed_at.lead().over(w),
         _first_at=h.changed_at.first().over(w),
     )
@@ -1275,12 +1277,29 @@ def _shared_slippage(
 def _slipped_deals(
     tables: Mapping[str, ir.Table], scope: Scope, push: str, push_period: str
 ) -> ir.Table:
-    """One row per deal with a close date: [by,] pushes, pulls, first and last close date."""
+    """One row per deal with a close date: [by,] pushes, pulls, first and last close date.
+
+    A row's close date is compared with the deal's previous *known* one: rows without a
+    close date (HubSpot's ``closedate`` may be empty) are skipped. For the deals without
+    such rows (nearly all) the history's own window has it all: ``_prev_close``, the
+    first row (``_seq`` 0) and the last (no ``_next_at``), so the 1.5M-row history is
+    not sorted again; only the deals with a blank close date get a window of their own.
+    """
     h = _history(tables, scope)
-    h = h.filter(h.close_date.notnull())
-    # the previous known close date: a window over the rows that have one
-    w = ibis.window(group_by="opportunity_id", order_by="changed_at")
-    h = h.mutate(__prev=h.close_date.lag().over(w))
+    blank = h.filter(h.close_date.isnull()).select(__boid=h.opportunity_id).distinct()
+    clean = h.anti_join(blank, h.opportunity_id == blank.__boid)
+    clean = clean.mutate(
+        __prev=clean._prev_close, __first=clean._seq == 0, __last=clean._next_at.isnull()
+    )
+    rest = h.semi_join(blank, h.opportunity_id == blank.__boid)
+    rest = rest.filter(rest.close_date.notnull())
+    w = ibis.window(group_by=rest.opportunity_id, order_by=rest._seq)
+    rest = rest.mutate(
+        __prev=rest.close_date.lag().over(w),
+        __first=ibis.row_number().over(w) == 0,
+        __last=rest.close_date.lead().over(w).isnull(),
+    )
+    h = clean.union(rest)
     if push == "later_date":
         pushed = h.close_date > h.__prev
         pulled = h.close_date < h.__prev
@@ -1297,8 +1316,8 @@ def _slipped_deals(
     deal = h.group_by(["opportunity_id", *dims]).aggregate(
         pushes=h.__push.sum(),
         pulls=h.__pull.sum(),
-        first_close=h.close_date.argmin(h._seq),
-        last_close=h.close_date.argmax(h._seq),
+        first_close=h.close_date.min(where=h.__first),
+        last_close=h.close_date.max(where=h.__last),
     )
     deal = deal.mutate(
         __out=period_start(deal.last_close, push_period)
