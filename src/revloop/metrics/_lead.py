@@ -40,7 +40,7 @@ import ibis.expr.types as ir
 from revloop.metrics._registry import Benchmark, Policy, Scope, SharedBuild, metric
 from revloop.metrics._scope import as_timestamp, group_keys, scoped
 from revloop.metrics._stats import quantile, ranked
-from revloop.metrics._survival import km_curve
+from revloop.metrics._survival import km_curve, km_steps
 from revloop.schema import conform
 
 __all__ = [
@@ -737,12 +737,13 @@ def speed_to_lead(
         "within_1h": (c & (x <= 60)).cast("float64").mean(),
         "within_24h": (c & (x <= 24 * 60)).cast("float64").mean(),
     }
-    km = _km(ok, keys)
+    # the curve's steps (event times) hold its median
+    km = km_steps(ok, keys, "elapsed_min", ok.contacted)
     km_med = km.filter(km.survival <= 0.5 + 1e-9)
     km_med = (
-        km_med.group_by(keys).aggregate(km_median=km_med.minutes.min())
+        km_med.group_by(keys).aggregate(km_median=km_med.elapsed_min.min())
         if keys
-        else km_med.aggregate(km_median=km_med.minutes.min())
+        else km_med.aggregate(km_median=km_med.elapsed_min.min())
     )
     bad_n = (
         bad.group_by(keys).aggregate(contacted_before_created=bad.count())

@@ -24,7 +24,7 @@ from revloop.exceptions import ConfigError, SchemaError
 from revloop.metrics._registry import Benchmark, Policy, Scope, SharedBuild, metric
 from revloop.metrics._scope import as_timestamp, group_keys, period_start, scoped
 from revloop.metrics._stats import quantiles
-from revloop.metrics._survival import km_curve
+from revloop.metrics._survival import km_steps
 from revloop.schema import conform
 
 __all__ = [
@@ -1109,7 +1109,7 @@ def _km_quantiles(d: ir.Table, keys: list[str], qs: Mapping[str, float]) -> ir.T
     A quantile q is the smallest time t with S(t) ≤ 1 − q (the lifelines convention);
     null when the curve never gets there (too many censored deals).
     """
-    g = km_curve(d, keys, "dur", d.event == 1)
+    g = km_steps(d, keys, "dur", d.event == 1)
     return g.group_by(keys).aggregate(
         **{name: g.dur.min(where=g.survival <= 1.0 - q + _EPS) for name, q in qs.items()}
     )
