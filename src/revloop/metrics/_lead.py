@@ -483,11 +483,11 @@ def _lead_base(
             "early": (by_rep & (rj.occurred_at < rj._created)).any(),
         }
         in_win = after & (rj.occurred_at < rj._until)
-        aggs["attempts_in_window"] = (in_win & by_rep).cast("int64").sum()
+        aggs["attempts_in_window"] = (in_win & by_rep).sum()
         aggs["contact_in_window"] = (in_win & two_way).any()
         call = in_win & by_rep & (rj.kind == "call")
-        aggs["calls_in_window"] = call.cast("int64").sum()
-        aggs["connected_calls_in_window"] = (call & (rj.outcome == "connected")).cast("int64").sum()
+        aggs["calls_in_window"] = call.sum()
+        aggs["connected_calls_in_window"] = (call & (rj.outcome == "connected")).sum()
         per_lead = rj.group_by("lead_id").aggregate(**aggs)
         base = base.left_join(per_lead, "lead_id").drop("lead_id_right")
     else:
@@ -731,7 +731,7 @@ def speed_to_lead(
         "p90": quantile(r, "elapsed_min", 0.9, percentile),
         "mean": x.mean(where=c),
         "leads": r.count(),
-        "contacted": c.cast("int64").sum(),
+        "contacted": c.sum(),
         "never_contacted_share": (~c).cast("float64").mean(),
         "within_5m": (c & (x <= 5)).cast("float64").mean(),
         "within_1h": (c & (x <= 60)).cast("float64").mean(),
@@ -875,15 +875,15 @@ def lead_contact_rate(
     ok = base.filter(~base.early)
     m = ok.mature
     hit = ok.contact_in_window if basis == "contact" else ok.attempts_in_window > 0
-    n = m.cast("int64").sum()
+    n = m.sum()
     aggs = {
         "leads": n,
-        "contacted": (m & hit).cast("int64").sum(),
+        "contacted": (m & hit).sum(),
         "attempts": ok.attempts_in_window.sum(where=m),
-        "never": (m & (ok.attempts_in_window == 0)).cast("int64").sum(),
+        "never": (m & (ok.attempts_in_window == 0)).sum(),
         "calls": ok.calls_in_window.sum(where=m),
         "connected_calls": ok.connected_calls_in_window.sum(where=m),
-        "immature_leads": (~m).cast("int64").sum(),
+        "immature_leads": (~m).sum(),
     }
     out = _with_excluded(ok, base, keys, aggs)
     leads = out.leads.fill_null(0)
@@ -991,11 +991,11 @@ def lead_to_opportunity_rate(
         m = ok.mature
         hit = m & ok.converted_in_window
         aggs = {
-            "leads": m.cast("int64").sum(),
-            "converted": hit.cast("int64").sum(),
+            "leads": m.sum(),
+            "converted": hit.sum(),
             "mean_days_to_opportunity": ok._days.mean(where=hit),
-            "immature_leads": (~m).cast("int64").sum(),
-            "opportunity_before_created": ok.opp_before_created.cast("int64").sum(),
+            "immature_leads": (~m).sum(),
+            "opportunity_before_created": ok.opp_before_created.sum(),
         }
         out = _with_excluded(ok, created, keys, aggs)
     else:
@@ -1009,7 +1009,7 @@ def lead_to_opportunity_rate(
             keys,
             {
                 "leads": ok.count(),
-                "opportunity_before_created": ok.opp_before_created.cast("int64").sum(),
+                "opportunity_before_created": ok.opp_before_created.sum(),
             },
         )
         num = _by_keys(
@@ -1123,7 +1123,7 @@ def conversion_by_response_time(
     )
     ok = ok.mutate(response_bucket=bucket, _order=order)
     out = ok.group_by([*keys, "response_bucket", "_order"]).aggregate(
-        leads=ok.count(), converted=ok.converted_in_window.cast("int64").sum()
+        leads=ok.count(), converted=ok.converted_in_window.sum()
     )
     out = out.mutate(value=out.converted.cast("float64") / out.leads.cast("float64"))
     slow = out.filter(out.response_bucket == BUCKETS[-1][0]).select(*keys, _slow=out.value)

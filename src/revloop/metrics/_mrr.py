@@ -587,18 +587,19 @@ def _build_ledger(
     fl = rows.filter((rows.end_idx == rows.start_idx) & (rows.eff_end > rows.starts_at))
     fl, fl_rate = _rate_of(fl, rates, fl.starts_at, fl.currency, reporting_currency)
     fl = fl.mutate(amount_reporting=fl[fl_rate])
-    null_f, null_i = ibis.null(dt.float64), ibis.null(dt.int64)
+    # 32-bit flags: DuckDB sums them in 64 bits (a 64-bit input would sum in 128)
+    null_f, null_i = ibis.null(dt.float64), ibis.null(dt.int32)
     parts = rm.select(
         "ck",
         "idx",
         "mrr",
         "fx_row",
-        unk=rm.unknown_interval.cast(dt.int64),
+        unk=rm.unknown_interval.cast(dt.int32),
         # a row in a currency without an exchange rate by its service-period start
-        norate=rm.rate.isnull().cast(dt.int64),
+        norate=rm.rate.isnull().cast(dt.int32),
         fl_mrr=null_f,
         fl_unk=null_i,
-        is_row=ibis.literal(1, dt.int64),
+        is_row=ibis.literal(1, dt.int32),
     ).union(
         fl.select(
             "ck",
@@ -606,10 +607,10 @@ def _build_ledger(
             mrr=null_f,
             fx_row=null_f,
             unk=null_i,
-            norate=fl.amount_reporting.isnull().cast(dt.int64),
+            norate=fl.amount_reporting.isnull().cast(dt.int32),
             fl_mrr=fl.mrr_local * fl.amount_reporting,
-            fl_unk=fl.unknown_interval.cast(dt.int64),
-            is_row=ibis.literal(0, dt.int64),
+            fl_unk=fl.unknown_interval.cast(dt.int32),
+            is_row=ibis.literal(0, dt.int32),
         )
     )
     cm = parts.group_by(["ck", "idx"]).aggregate(
