@@ -341,3 +341,119 @@ def test_aalen_johansen_needs_the_cohort_variant():
     )
     with pytest.raises(ConfigError, match=re.escape(message)):
         metrics.compute("win_rate", _tables(), variant="period", estimator="aalen_johansen")
+
+
+_STAGE_ORDER = ["Discovery", "Demo", "Proposal", "Negotiation"]
+
+
+def _stage_conversion_by_hand(
+    deals: list[tuple[list[int], str, int]], t0: pd.Timestamp, policy: str
+) -> pd.DataFrame:
+    """The definition of ``stage_conversion``, deal by deal, in plain Python: stages by
+    position 1..4, a deal's entries are its runs of the same stage, it entered every
+    stage from its first to the furthest it reached (past the last when won) under
+    ``passed``, only those with a row under ``strict``."""
+    n = len(_STAGE_ORDER)
+    out: dict[tuple[pd.Timestamp, int], dict[str, int]] = {}
+    for path, status, start_day in deals:
+        if not path:
+            continue
+        runs = [p for i, p in enumerate(path) if i == 0 or path[i - 1] != p]
+        visits = {k: runs.count(k) for k in set(runs)}
+        won = status == "won"
+        reach = n + 1 if won else max(runs)
+        period = (t0 + pd.Timedelta(days=start_day)).to_period("M").to_timestamp()
+        for k in range(1, n + 1):
+            row = out.setdefault((period, k), dict.fromkeys(("e", "a", "s", "r"), 0))
+            has = k in visits
+            if policy == "passed":
+                entered = min(runs) <= k <= reach
+                advanced = entered and reach >= k + 1
+            else:
+                entered = has
+                advanced = has and (won if k == n else (k + 1) in visits)
+            row["e"] += entered
+            row["a"] += advanced
+            row["s"] += entered and not has
+            row["r"] += has and visits[k] > 1
+    rows = [
+        {
+            "period": p,
+            "position": k,
+            "entered": c["e"],
+            "advanced": c["a"],
+            "skipped": c["s"],
+            "regressed": c["r"],
+        }
+        for (p, k), c in sorted(out.items())
+    ]
+    return pd.DataFrame(rows)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    deals=st.lists(
+        st.tuples(
+            st.lists(st.integers(1, 4), min_size=1, max_size=6),  # stage positions in order
+            st.sampled_from(["won", "lost", "open"]),
+            st.integers(0, 70),  # day of the first change
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    policy=st.sampled_from(["passed", "strict"]),
+)
+def test_stage_conversion_matches_the_definition_deal_by_deal(con, deals, policy):
+    """Skips, regressions, repeated rows of one stage, wins from any stage: the engine's
+    counts per month and stage are those of the definition applied to each deal."""
+    t0 = pd.Timestamp("2024-01-01")
+    hist, opps = [], []
+    for d, (path, status, start) in enumerate(deals):
+        for i, k in enumerate(path):
+            hist.append(
+                {
+                    "opportunity_id": f"o{d}",
+                    "changed_at": t0 + pd.Timedelta(days=start, hours=i),
+                    "stage": _STAGE_ORDER[k - 1],
+                }
+            )
+        closed = None if status == "open" else t0 + pd.Timedelta(days=start + 1)
+        opps.append(
+            {
+                "opportunity_id": f"o{d}",
+                "created_at": t0,
+                "closed_at": closed,
+                "status": status,
+                "amount": 1.0,
+            }
+        )
+    tables = {
+        "opportunities": con.create_table(
+            "sco",
+            pd.DataFrame(opps).astype({"closed_at": "datetime64[us]"}),
+            overwrite=True,
+        ),
+        "stage_history": con.create_table("sch", pd.DataFrame(hist), overwrite=True),
+    }
+    got = con.execute(
+        metrics.compute(
+            "stage_conversion",
+            tables,
+            period="month",
+            start="2024-01-01",
+            end="2024-04-01",
+            stages=_STAGE_ORDER,
+            skipped_stages=policy,
+        ).table
+    )
+    want = _stage_conversion_by_hand(deals, t0, policy)
+    cols = ["position", "entered", "advanced", "skipped", "regressed"]
+    got = got.assign(period=pd.to_datetime(got["period"]))
+    pd.testing.assert_frame_equal(
+        got[["period", *cols]].reset_index(drop=True),
+        want[["period", *cols]],
+        check_dtype=False,
+    )
+    assert ((got["value"] >= 0) & (got["value"] <= 1) | got["value"].isna()).all()

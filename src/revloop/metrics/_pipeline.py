@@ -973,13 +973,19 @@ def _entries(h: ir.Table) -> ir.Table:
     return e.filter(~e.terminal).rename(ref_at="__ref")
 
 
-def _positions(e: ir.Table, stages: Sequence[str] | None) -> ir.Table:
+def _positions(
+    e: ir.Table, stages: Sequence[str] | None, first: ir.Table | None = None
+) -> ir.Table:
+    """``stage, position`` (1..n): the order given, else inferred from entries ``e`` by
+    the mean rank of each deal's first entry into a stage (``first``: those first entries,
+    ``opportunity_id, stage, first_at``, when the caller has them already)."""
     if stages is not None:
         return ibis.memtable(
             {"stage": list(stages), "position": list(range(1, len(stages) + 1))},
             schema={"stage": "string", "position": "int64"},
         )
-    first = e.group_by(["opportunity_id", "stage"]).aggregate(first_at=e.changed_at.min())
+    if first is None:
+        first = e.group_by(["opportunity_id", "stage"]).aggregate(first_at=e.changed_at.min())
     first = first.mutate(
         rank=ibis.row_number().over(group_by="opportunity_id", order_by="first_at")
     )
@@ -1050,54 +1056,74 @@ def stage_conversion(
     """
     h = _history(tables, scope)
     e = _entries_of(tables, scope, h)
-    pos = _positions(e, stages)
+    # each deal's visits to a stage and its first entry there (the inferred order's input)
+    per_stage = e.group_by(["opportunity_id", "stage"]).aggregate(
+        visits=e.count(), first_at=e.changed_at.min()
+    )
+    pos = _positions(e, stages, per_stage.drop("visits"))
     v = e.inner_join(pos, "stage")
     dims = [scope.by] if scope.by is not None else []
-    visits = v.group_by(["opportunity_id", "stage", "position"]).aggregate(visits=v.count())
+    n = pos.position.max().as_scalar()  # positions run 1..n
     deal = v.group_by(["opportunity_id", *dims]).aggregate(
         min_pos=v.position.min(),
         max_pos=v.position.max(),
         start_at=v.changed_at.min(),
         won=(v.status == "won").any(),
     )
-    # a row at the next position (positions are consecutive): a join, not a window
-    nxt = visits.select("opportunity_id", position=visits.position - 1, __next=ibis.literal(True))
-    grid = deal.cross_join(pos)
-    grid = grid.left_join(visits, ["opportunity_id", "stage"])
-    grid = grid.drop(*[c for c in grid.columns if c.endswith("_right")])
-    grid = grid.left_join(nxt, ["opportunity_id", "position"])
-    grid = grid.drop(*[c for c in grid.columns if c.endswith("_right")])
-    n = grid.position.max().over()
-    has = grid.visits.notnull()
-    grid = grid.mutate(
-        has_row=has,
-        next_has=grid.__next.notnull(),
-        reach=ibis.ifelse(grid.won, n + 1, grid.max_pos),
-        last=grid.position == n,
-    )
-    k = grid.position
+    # the furthest position a deal reached: past the last stage when won
+    deal = deal.mutate(reach=ibis.ifelse(deal.won, n + 1, deal.max_pos))
+    deal = scoped(deal, "start_at", _unbounded(scope), table_name="stage_history")
+    head = group_keys(scope)
+    keys = [*head, "stage", "position"]
+    # every stage of every group that has a deal, even with nothing counted at it
+    groups = deal.select(*head, __any=ibis.literal(True)).distinct()
+    skeleton = groups.cross_join(pos).drop("__any")
+    # deals at a stage with a row: visited once or more, and whether the next one was
+    visits = per_stage.drop("first_at").inner_join(pos, "stage")
+    d = deal.select("opportunity_id", *head, "won", __rid="opportunity_id")
+    rows = visits.inner_join(d.drop("opportunity_id"), visits.opportunity_id == d.__rid)
+    if skipped_stages == "strict":
+        # advanced: a row at the next position (positions are consecutive), or won from the last
+        nxt = visits.select("opportunity_id", position=visits.position - 1, __next=ibis.literal(1))
+        rows = rows.left_join(nxt, ["opportunity_id", "position"])
+        rows = rows.drop(*[c for c in rows.columns if c.endswith("_right")])
+    counted: dict[str, Any] = {"__rows": rows.count(), "regressed": (rows.visits > 1).sum()}
+    if skipped_stages == "strict":
+        advanced_next = ibis.ifelse(rows.position == n, rows.won, rows.__next.notnull())
+        counted["__strict"] = advanced_next.sum()
+    with_row = rows.group_by(keys).aggregate(**counted)
+    out = skeleton.left_join(with_row, keys)
+    out = out.drop(*[c for c in out.columns if c.endswith("_right")])
+    rows_at = out.__rows.fill_null(0)
     if skipped_stages == "passed":
-        entered = (grid.min_pos <= k) & (k <= grid.reach)
-        advanced = entered & (grid.reach >= k + 1)
+        # a deal entered every stage from its first to the furthest it reached (skips
+        # included) and advanced from each but the furthest: counted per (first,
+        # furthest) pair, a few dozen groups, instead of per deal and stage
+        span = deal.group_by([*head, "min_pos", "reach"]).aggregate(__deals=deal.count())
+        sp = span.cross_join(pos.select(__k="position"))
+        k = sp.__k
+        inside = (sp.min_pos <= k) & (k <= sp.reach)
+        flow = sp.group_by([*head, "__k"]).aggregate(
+            __entered=sp.__deals.sum(where=inside),
+            __advanced=sp.__deals.sum(where=inside & (sp.reach >= k + 1)),
+        )
+        out = out.left_join(flow, [*[out[c] == flow[c] for c in head], out.position == flow.__k])
+        out = out.drop(*[c for c in out.columns if c.endswith("_right")], "__k")
+        entered = out.__entered.fill_null(0)
+        advanced = out.__advanced.fill_null(0)
+        # every row at a stage lies within its deal's first and furthest positions
+        skipped = entered - rows_at
     else:
-        entered = grid.has_row
-        advanced = grid.has_row & ibis.ifelse(grid["last"], grid.won, grid.next_has)
-    grid = grid.mutate(
-        __entered=entered,
-        __advanced=advanced,
-        __skipped=entered & ~grid.has_row,
-        __regressed=grid.has_row & (grid.visits > 1),
-    )
-    grid = scoped(grid, "start_at", _unbounded(scope), table_name="stage_history")
-    keys = [*group_keys(scope), "stage", "position"]
-    out = grid.group_by(keys).aggregate(
-        entered=grid.__entered.sum().cast(dt.int64),
-        advanced=grid.__advanced.sum().cast(dt.int64),
-        skipped=grid.__skipped.sum().cast(dt.int64),
-        regressed=grid.__regressed.sum().cast(dt.int64),
+        entered = rows_at
+        advanced = out.__strict.fill_null(0)
+        skipped = ibis.literal(0)
+    out = out.mutate(
+        entered=entered.cast(dt.int64),
+        advanced=advanced.cast(dt.int64),
+        skipped=skipped.cast(dt.int64),
+        regressed=out.regressed.fill_null(0).cast(dt.int64),
     )
     out = out.mutate(value=_rate(out.advanced, out.entered))
-    head = group_keys(scope)
     return out.select(*keys, "value", "entered", "advanced", "skipped", "regressed").order_by(
         [*head, "position"]
     )
