@@ -190,3 +190,23 @@ def test_shared_tables_are_dropped_after_a_batch(company):
     before = _temp_tables(con)
     engine.compute_metrics(con, tables, ["mrr", "stage_conversion", "speed_to_lead"])
     assert _temp_tables(con) == before
+
+
+def test_a_batch_restores_ibis_options_even_when_a_metric_fails(company):
+    """The runner turns Ibis's ``sql.fuse_selects`` off while it compiles, and back."""
+    import ibis
+
+    con, tables = company
+    assert ibis.options.sql.fuse_selects is True
+    engine.compute_metrics(con, tables, ["mrr"])
+    assert ibis.options.sql.fuse_selects is True
+    seen = []
+
+    def fail(frame: engine.MetricFrame) -> None:
+        seen.append(ibis.options.sql.fuse_selects)
+        raise RuntimeError("stopped by the caller")
+
+    with pytest.raises(RuntimeError, match="stopped by the caller"):
+        engine.compute_metrics(con, tables, ["mrr", "arr"], on_done=fail)
+    assert seen == [False]
+    assert ibis.options.sql.fuse_selects is True
