@@ -457,3 +457,40 @@ def test_stage_conversion_matches_the_definition_deal_by_deal(con, deals, policy
         check_dtype=False,
     )
     assert ((got["value"] >= 0) & (got["value"] <= 1) | got["value"].isna()).all()
+
+
+def test_stage_conversion_keeps_deals_without_a_by_value_in_a_group_of_their_own(con):
+    """A blank segment is a group like any other (a group-by's rule), not zero counts."""
+    t0 = pd.Timestamp("2024-01-01")
+    opps = pd.DataFrame(
+        {
+            "opportunity_id": ["o1", "o2"],
+            "created_at": t0,
+            "closed_at": [t0 + pd.Timedelta(days=9)] * 2,
+            "status": ["won", "lost"],
+            "amount": 1.0,
+            "segment": ["smb", None],
+        }
+    )
+    hist = pd.DataFrame(
+        {
+            "opportunity_id": ["o1", "o1", "o2", "o2"],
+            "changed_at": [t0 + pd.Timedelta(days=d) for d in (0, 2, 0, 2)],
+            "stage": ["Discovery", "Demo", "Discovery", "Demo"],
+        }
+    )
+    tables = {
+        "opportunities": con.create_table("nbo", opps, overwrite=True),
+        "stage_history": con.create_table("nbh", hist, overwrite=True),
+    }
+    got = con.execute(
+        metrics.compute(
+            "stage_conversion", tables, by="segment", stages=["Discovery", "Demo"]
+        ).table
+    )
+    got = got.set_index([got["segment"].fillna("(blank)"), "stage"])
+    # o1 (smb) won from Demo: entered and advanced from both stages;
+    # o2 (blank) lost at Demo: entered both, advanced from Discovery only
+    assert got.loc[("smb", "Demo"), ["entered", "advanced"]].tolist() == [1, 1]
+    assert got.loc[("(blank)", "Discovery"), ["entered", "advanced"]].tolist() == [1, 1]
+    assert got.loc[("(blank)", "Demo"), ["entered", "advanced", "skipped"]].tolist() == [1, 0, 0]

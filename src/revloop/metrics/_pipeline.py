@@ -1092,7 +1092,11 @@ def stage_conversion(
         advanced_next = ibis.ifelse(rows.position == n, rows.won, rows.__next.notnull())
         counted["__strict"] = advanced_next.sum()
     with_row = rows.group_by(keys).aggregate(**counted)
-    out = skeleton.left_join(with_row, keys)
+    # a blank ``by`` value is a group of its own, as in a group-by: null-safe equality
+    out = skeleton.left_join(
+        with_row,
+        [*[skeleton[c].identical_to(with_row[c]) for c in head], "stage", "position"],
+    )
     out = out.drop(*[c for c in out.columns if c.endswith("_right")])
     rows_at = out.__rows.fill_null(0)
     if skipped_stages == "passed":
@@ -1107,7 +1111,8 @@ def stage_conversion(
             __entered=sp.__deals.sum(where=inside),
             __advanced=sp.__deals.sum(where=inside & (sp.reach >= k + 1)),
         )
-        out = out.left_join(flow, [*[out[c] == flow[c] for c in head], out.position == flow.__k])
+        same = [out[c].identical_to(flow[c]) for c in head]
+        out = out.left_join(flow, [*same, out.position == flow.__k])
         out = out.drop(*[c for c in out.columns if c.endswith("_right")], "__k")
         entered = out.__entered.fill_null(0)
         advanced = out.__advanced.fill_null(0)
