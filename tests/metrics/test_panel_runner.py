@@ -192,7 +192,7 @@ def test_shared_tables_are_dropped_after_a_batch(company):
     assert _temp_tables(con) == before
 
 
-def test_a_batch_restores_ibis_options_even_when_a_metric_fails(company):
+def test_a_batch_restores_ibis_options_even_when_it_stops_midway(company):
     """The runner turns Ibis's ``sql.fuse_selects`` off while it compiles, and back."""
     import ibis
 
