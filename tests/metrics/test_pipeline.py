@@ -459,7 +459,7 @@ def test_stage_conversion_matches_the_definition_deal_by_deal(con, deals, policy
     assert ((got["value"] >= 0) & (got["value"] <= 1) | got["value"].isna()).all()
 
 
-def test_stage_conversion_keeps_deals_without_a_by_value_in_a_group_of_their_own(con):
+def test_stage_metrics_keep_deals_without_a_by_value_in_a_group_of_their_own(con):
     """A blank segment is a group like any other (a group-by's rule), not zero counts."""
     t0 = pd.Timestamp("2024-01-01")
     opps = pd.DataFrame(
@@ -494,3 +494,9 @@ def test_stage_conversion_keeps_deals_without_a_by_value_in_a_group_of_their_own
     assert got.loc[("smb", "Demo"), ["entered", "advanced"]].tolist() == [1, 1]
     assert got.loc[("(blank)", "Discovery"), ["entered", "advanced"]].tolist() == [1, 1]
     assert got.loc[("(blank)", "Demo"), ["entered", "advanced", "skipped"]].tolist() == [1, 0, 0]
+    # time in stage attaches its quantiles to its counts by the same null-safe join:
+    # both deals spent 2 days at Discovery (day 0 to day 2), each in its own group
+    tis = con.execute(metrics.compute("time_in_stage", tables, by="segment").table)
+    tis = tis.set_index([tis["segment"].fillna("(blank)"), "stage"])
+    assert tis.loc[("smb", "Discovery"), ["value", "deals"]].tolist() == [2.0, 1]
+    assert tis.loc[("(blank)", "Discovery"), ["value", "deals"]].tolist() == [2.0, 1]

@@ -38,7 +38,7 @@ import ibis
 import ibis.expr.types as ir
 
 from revloop.metrics._registry import Benchmark, Policy, Scope, SharedBuild, metric
-from revloop.metrics._scope import as_timestamp, group_keys, scoped
+from revloop.metrics._scope import as_timestamp, attach, group_keys, scoped
 from revloop.metrics._stats import quantile, ranked
 from revloop.metrics._survival import km_curve, km_steps
 from revloop.schema import conform
@@ -615,14 +615,6 @@ _MIT = (
 )
 
 
-def _join_keys(a: ir.Table, b: ir.Table, keys: list[str]) -> ir.Table:
-    """Left join on ``keys`` (nulls match nulls); a cross join of one-row tables without keys."""
-    if not keys:
-        return a.cross_join(b)
-    preds = [a[k].identical_to(b[k]) for k in keys]
-    return a.left_join(b, preds).drop(*[f"{k}_right" for k in keys])
-
-
 def _km(base: ir.Table, keys: list[str]) -> ir.Table:
     """Kaplan–Meier survival of time to first touch; never-contacted leads censored.
 
@@ -754,8 +746,8 @@ def speed_to_lead(
     allk = base.select(*keys).distinct() if keys else None
     summary = r.group_by(keys).aggregate(**stats) if keys else r.aggregate(**stats)
     if allk is not None:
-        summary = _join_keys(allk, summary, keys)
-    out = _join_keys(_join_keys(summary, km_med, keys), bad_n, keys)
+        summary = attach(allk, summary, keys)
+    out = attach(attach(summary, km_med, keys), bad_n, keys)
     out = out.mutate(
         leads=out.leads.fill_null(0),
         contacted=out.contacted.fill_null(0),
@@ -792,8 +784,8 @@ def _with_excluded(
     bad = base.filter(base.early)
     bad_n = _by_keys(bad, keys, contacted_before_created=bad.count())
     if keys:
-        stats = _join_keys(base.select(*keys).distinct(), stats, keys)
-    out = _join_keys(stats, bad_n, keys)
+        stats = attach(base.select(*keys).distinct(), stats, keys)
+    out = attach(stats, bad_n, keys)
     return out.mutate(contacted_before_created=out.contacted_before_created.fill_null(0))
 
 
@@ -1017,7 +1009,7 @@ def lead_to_opportunity_rate(
         )
         if keys:
             both = den.select(*keys).union(num.select(*keys)).distinct()
-            out = _join_keys(_join_keys(both, den, keys), num, keys)
+            out = attach(attach(both, den, keys), num, keys)
         else:
             out = den.cross_join(num)
         out = out.mutate(immature_leads=ibis.literal(0, "int64"))
@@ -1127,12 +1119,8 @@ def conversion_by_response_time(
     )
     out = out.mutate(value=out.converted.cast("float64") / out.leads.cast("float64"))
     slow = out.filter(out.response_bucket == BUCKETS[-1][0]).select(*keys, _slow=out.value)
-    if keys:
-        out = out.left_join(slow, [out[k].identical_to(slow[k]) for k in keys]).drop(
-            *[f"{k}_right" for k in keys]
-        )
-    else:
-        out = out.left_join(slow, ibis.literal(True))
+    # without keys a left join on true: no slow bucket (no row) keeps every other bucket
+    out = attach(out, slow, keys) if keys else out.left_join(slow, ibis.literal(True))
     out = out.mutate(lift=ibis.ifelse(out._slow > 0, out.value / out._slow, ibis.null("float64")))
     out = out.order_by([*keys, "_order"])
     return out.select(*keys, "response_bucket", "value", "leads", "converted", "lift")

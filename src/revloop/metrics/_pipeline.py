@@ -22,7 +22,7 @@ import ibis.expr.types as ir
 from revloop.attribution import to_reporting_currency
 from revloop.exceptions import ConfigError, SchemaError
 from revloop.metrics._registry import Benchmark, Policy, Scope, SharedBuild, metric
-from revloop.metrics._scope import as_timestamp, group_keys, period_start, scoped
+from revloop.metrics._scope import as_timestamp, attach, group_keys, period_start, scoped
 from revloop.metrics._stats import quantiles
 from revloop.metrics._survival import km_steps
 from revloop.schema import conform
@@ -217,14 +217,6 @@ def _agg(t: ir.Table, keys: list[str], **aggs: Any) -> ir.Table:
     if keys:
         return t.group_by(keys).aggregate(**aggs)
     return t.aggregate(**aggs)
-
-
-def _attach(base: ir.Table, other: ir.Table, keys: list[str]) -> ir.Table:
-    """``base`` with the columns of ``other`` (one row per key), by left join on ``keys``."""
-    if not keys:
-        return base.cross_join(other)
-    joined = base.left_join(other, keys)
-    return joined.drop(*[f"{k}_right" for k in keys if f"{k}_right" in joined.columns])
 
 
 def _spine(parts: Sequence[ir.Table], keys: list[str]) -> ir.Table:
@@ -471,7 +463,7 @@ def win_rate(
     aggs["open"] = (cohort.status == "open").sum().cast(dt.int64)
     aggs["all_amount"] = cohort.amt.sum().coalesce(0.0)
     out = _agg(cohort, keys, **aggs)
-    out = _attach(out, aj, keys)
+    out = attach(out, aj, keys)
     if estimator == "aalen_johansen":
         value = out.aj_won
     elif basis == "amount":
@@ -582,7 +574,7 @@ def sales_cycle(
     keys = group_keys(scope)
     base = _agg(won, keys, deals=won.count(), mean=won.days.mean())
     qs = quantiles(won, keys, "days", {"median": 0.5, "p75": 0.75, "p90": 0.9}, percentile)
-    out = _attach(base, qs, keys)
+    out = attach(base, qs, keys)
     out = out.mutate(value=out.median if statistic == "median" else out["mean"])
     return _finish(out, keys, ["value", "median", "p75", "p90", "mean", "deals"])
 
@@ -693,7 +685,7 @@ def pipeline_velocity(
     med = quantiles(won, keys, "days", {"median_days": 0.5}, "linear")
     out = _spine([n, wr, size], keys)
     for part in (n, wr, size, med):
-        out = _attach(out, part, keys)
+        out = attach(out, part, keys)
     cycle = out.median_days if cycle_statistic == "median" else out.mean_days
     factor = 30.0 if per == "month" else 1.0
     out = out.mutate(
@@ -854,7 +846,7 @@ def pipeline_coverage(
     by = [scope.by] if scope.by else []
     wr = _agg(closed, by, **_win_aggs(closed))
     wr = wr.mutate(win_rate=_win_value(wr, basis)).select(*by, "win_rate")
-    out = _attach(out, wr, by)
+    out = attach(out, wr, by)
     tgt = ibis.literal(float(target))
     out = out.mutate(
         value=out.open_pipeline / tgt,
@@ -1080,40 +1072,31 @@ def stage_conversion(
     skeleton = groups.cross_join(pos).drop("__any")
     # deals at a stage with a row: visited once or more, and whether the next one was
     visits = per_stage.drop("first_at").inner_join(pos, "stage")
-    d = deal.select("opportunity_id", *head, "won", __rid="opportunity_id")
-    rows = visits.inner_join(d.drop("opportunity_id"), visits.opportunity_id == d.__rid)
+    d = deal.select(*head, "won", __rid="opportunity_id")
+    rows = visits.inner_join(d, visits.opportunity_id == d.__rid).drop("__rid")
     if skipped_stages == "strict":
         # advanced: a row at the next position (positions are consecutive), or won from the last
         nxt = visits.select("opportunity_id", position=visits.position - 1, __next=ibis.literal(1))
-        rows = rows.left_join(nxt, ["opportunity_id", "position"])
-        rows = rows.drop(*[c for c in rows.columns if c.endswith("_right")])
+        rows = attach(rows, nxt, ["opportunity_id", "position"])
     counted: dict[str, Any] = {"__rows": rows.count(), "regressed": (rows.visits > 1).sum()}
     if skipped_stages == "strict":
         advanced_next = ibis.ifelse(rows.position == n, rows.won, rows.__next.notnull())
         counted["__strict"] = advanced_next.sum()
-    with_row = rows.group_by(keys).aggregate(**counted)
-    # a blank ``by`` value is a group of its own, as in a group-by: null-safe equality
-    out = skeleton.left_join(
-        with_row,
-        [*[skeleton[c].identical_to(with_row[c]) for c in head], "stage", "position"],
-    )
-    out = out.drop(*[c for c in out.columns if c.endswith("_right")])
+    out = attach(skeleton, rows.group_by(keys).aggregate(**counted), keys)
     rows_at = out.__rows.fill_null(0)
     if skipped_stages == "passed":
         # a deal entered every stage from its first to the furthest it reached (skips
         # included) and advanced from each but the furthest: counted per (first,
         # furthest) pair, a few dozen groups, instead of per deal and stage
         span = deal.group_by([*head, "min_pos", "reach"]).aggregate(__deals=deal.count())
-        sp = span.cross_join(pos.select(__k="position"))
-        k = sp.__k
+        sp = span.cross_join(pos.select("position"))
+        k = sp.position
         inside = (sp.min_pos <= k) & (k <= sp.reach)
-        flow = sp.group_by([*head, "__k"]).aggregate(
+        flow = sp.group_by([*head, "position"]).aggregate(
             __entered=sp.__deals.sum(where=inside),
             __advanced=sp.__deals.sum(where=inside & (sp.reach >= k + 1)),
         )
-        same = [out[c].identical_to(flow[c]) for c in head]
-        out = out.left_join(flow, [*same, out.position == flow.__k])
-        out = out.drop(*[c for c in out.columns if c.endswith("_right")], "__k")
+        out = attach(out, flow, [*head, "position"])
         entered = out.__entered.fill_null(0)
         advanced = out.__advanced.fill_null(0)
         # every row at a stage lies within its deal's first and furthest positions
@@ -1258,9 +1241,9 @@ def time_in_stage(
     counts = d.group_by(keys).aggregate(
         deals=d.count(), censored=(d.event == 0).sum().cast(dt.int64)
     )
-    out = _attach(counts, km, keys)
-    out = _attach(out, thr, [*dims, "stage"])
-    cur = _attach(cur, thr, [*dims, "stage"])
+    out = attach(counts, km, keys)
+    out = attach(out, thr, [*dims, "stage"])
+    cur = attach(cur, thr, [*dims, "stage"])
     # each deal's latest close date: its last row (no next row), not a sort per deal
     last = h.filter(h._next_at.isnull())
     latest = last.select(__lid=last.opportunity_id, __close=last.close_date)
@@ -1269,7 +1252,7 @@ def time_in_stage(
         stalled=(cur.dur > cur.stall_threshold).sum().cast(dt.int64),
         past_close_date=(cur.__close < cur.__ref).sum().cast(dt.int64),
     )
-    out = _attach(out, stalled, keys)
+    out = attach(out, stalled, keys)
     out = out.mutate(
         stalled=out.stalled.coalesce(0), past_close_date=out.past_close_date.coalesce(0)
     )
@@ -1611,7 +1594,7 @@ def pipeline_waterfall(
     spine = iv
     if dims:
         spine = iv.cross_join(spine_dims)
-    out = _attach(spine, agg, ["idx", *dims])
+    out = attach(spine, agg, ["idx", *dims])
     figures = ["start", "new", "pulled_in", "pushed", "won", "lost", "changed", "end"]
     counts = ["deals_start", "deals_end", "end_without_amount"]
     out = out.mutate(

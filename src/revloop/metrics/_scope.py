@@ -9,7 +9,7 @@ import ibis.expr.types as ir
 from revloop.exceptions import SchemaError
 from revloop.metrics._registry import DateLike, Scope
 
-__all__ = ["as_timestamp", "group_keys", "period_start", "scoped"]
+__all__ = ["as_timestamp", "attach", "group_keys", "period_start", "scoped"]
 
 _UNITS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
 
@@ -52,3 +52,16 @@ def scoped(table: ir.Table, anchor: str, scope: Scope, *, table_name: str) -> ir
 def group_keys(scope: Scope) -> list[str]:
     """The grouping columns a scoped table carries: ``by`` then ``period``."""
     return [k for k in (scope.by, "period" if scope.period else None) if k is not None]
+
+
+def attach(base: ir.Table, other: ir.Table, keys: list[str]) -> ir.Table:
+    """``base`` with the columns of ``other`` (one row per key) by a left join on ``keys``.
+
+    Keys match null-safely (``IS NOT DISTINCT FROM``): a blank ``by`` value is a group of
+    its own, as in a group-by, and gets its figures like any other. Without keys, one-row
+    tables are cross-joined.
+    """
+    if not keys:
+        return base.cross_join(other)
+    joined = base.left_join(other, [base[k].identical_to(other[k]) for k in keys])
+    return joined.drop(*[f"{k}_right" for k in keys if f"{k}_right" in joined.columns])
