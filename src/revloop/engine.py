@@ -26,7 +26,7 @@ from ibis.backends import BaseBackend
 from revloop.exceptions import EngineError
 
 if TYPE_CHECKING:
-    from revloop.metrics import MetricResult, Request
+    from revloop.metrics import MetricResult, Request, SharedBuild
 
 __all__ = [
     "Backend",
@@ -202,7 +202,7 @@ def _compute_all(
     con: BaseBackend,
     tables: Mapping[str, ir.Table],
     reqs: Sequence[Request],
-    pending: Mapping[str, Any],
+    pending: Mapping[str, SharedBuild],
     duckdb: bool,
     on_done: Callable[[MetricFrame], None] | None,
 ) -> list[MetricFrame]:
