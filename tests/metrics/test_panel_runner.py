@@ -138,6 +138,27 @@ def test_unknown_metric_in_batch_is_an_error(company):
         engine.compute_metrics(con, tables, ["mrrr"])
 
 
+@pytest.mark.parametrize(
+    ("requests", "table"),
+    [
+        (["pipeline_coverage"], "opportunities"),  # a metric with shared builds
+        (["mrr", "win_rate"], "opportunities"),  # ...after another that has its tables
+        (["average_deal_size"], "opportunities"),  # a metric that shares nothing
+        (["win_rate", "mrr"], "subscriptions"),
+    ],
+)
+def test_a_batch_missing_a_table_names_it_before_building_anything(company, requests, table):
+    con, tables = company
+    given = {k: v for k, v in tables.items() if k != table}
+    before = _temp_tables(con)
+    with pytest.raises(
+        revloop.exceptions.SchemaError, match=rf"needs the table\(s\) \['{table}'\]"
+    ):
+        engine.compute_metrics(con, given, requests)
+    # nothing was materialised (and so nothing is left behind)
+    assert _temp_tables(con) == before
+
+
 def test_fx_latest_rate_on_or_before_the_day():
     con = revloop.connect()
     t = ibis.memtable(

@@ -286,6 +286,16 @@ def list_metrics(family: Family | None = None) -> list[str]:
     return sorted(k for k, v in _REGISTRY.items() if family is None or v.family == family)
 
 
+def _check_tables(name: str, definition: MetricDef, tables: Mapping[str, ir.Table]) -> None:
+    """Raise :class:`SchemaError` naming every canonical table ``name`` needs and lacks."""
+    missing = [t for t in definition.tables if t not in tables]
+    if missing:
+        raise SchemaError(
+            f"{name} needs the table(s) {missing}; given {sorted(tables)}. "
+            f"Add {', '.join(m + '.csv' for m in missing)} to the folder."
+        )
+
+
 def shared_tables(
     name: str,
     tables: Mapping[str, ir.Table],
@@ -299,9 +309,11 @@ def shared_tables(
     tables available so far); empty for a metric that shares nothing. Keys are cheap
     to list; a builder runs only for a key not yet built. A runner materialises each
     distinct key once (``revloop.engine.compute_metrics``) and adds it to ``tables``
-    under its key before calling :func:`compute`.
+    under its key before calling :func:`compute`. A missing canonical table raises
+    :class:`SchemaError` here, before any runner builds anything.
     """
     definition = get_metric(name)
+    _check_tables(name, definition, tables)
     if definition.shared is None:
         return {}
     policy = definition.resolve(params)
@@ -346,12 +358,7 @@ def compute(
     ['deals', 'value', 'won_amount', 'won_without_amount']
     """
     definition = get_metric(name)
-    missing = [t for t in definition.tables if t not in tables]
-    if missing:
-        raise SchemaError(
-            f"{name} needs the table(s) {missing}; given {sorted(tables)}. "
-            f"Add {', '.join(m + '.csv' for m in missing)} to the folder."
-        )
+    _check_tables(name, definition, tables)
     policy = definition.resolve(params)
     scope = Scope(by=by, period=period, start=start, end=end, as_of=as_of)
     table = definition.fn(tables, scope=scope, **policy)
