@@ -109,6 +109,27 @@ def test_errors_are_one_line_exit_1(folder):
     assert "cannot group opportunities by 'region'" in r.output
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start", "notadate"], "start (--start) = 'notadate' is not a date"),
+        (["--as-of", "yesterday"], "as_of (--as-of) = 'yesterday' is not a date"),
+        (["--end", "2024-13-01"], "end (--end) = '2024-13-01' is not a date"),
+        (
+            ["--start", "2024-03-01", "--end", "2024-01-01"],
+            "the window is empty: start=2024-03-01 is not before end=2024-01-01",
+        ),
+        (["--start", "2024-03-01", "--end", "2024-03-01"], "the window is empty"),
+    ],
+)
+def test_bad_dates_are_one_line_errors_naming_the_option(folder, args, message):
+    r = runner.invoke(app, ["metrics", str(folder), "-m", "win_rate", *args])
+    assert r.exit_code == 1
+    assert message in r.output
+    assert "Traceback" not in r.output
+    assert "2026-01-01" in r.output or "Give a start earlier" in r.output
+
+
 def test_several_rows_without_grouping_are_rows(tmp_path):
     """A metric with one row per stage returns rows even without --by/--period."""
     pd.DataFrame(

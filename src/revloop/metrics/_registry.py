@@ -128,6 +128,13 @@ class Scope:
     def __post_init__(self) -> None:
         if self.period is not None and self.period not in PERIODS:
             raise ConfigError(f"period must be one of {list(PERIODS)}, got {self.period!r}.")
+        when = {k: _instant(k, getattr(self, k)) for k in ("start", "end", "as_of")}
+        start, end = when["start"], when["end"]
+        if start is not None and end is not None and start >= end:
+            raise ConfigError(
+                f"the window is empty: start={self.start} is not before end={self.end} "
+                "(the window is [start, end)). Give a start earlier than the end."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +144,25 @@ class Scope:
             "end": None if self.end is None else str(self.end),
             "as_of": None if self.as_of is None else str(self.as_of),
         }
+
+
+def _instant(name: str, value: DateLike | None) -> _dt.datetime | None:
+    """``value`` as a naive datetime (to compare the window's ends); a clear error when it
+    is not a date, naming the option and the format."""
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day)
+    try:
+        return _dt.datetime.fromisoformat(str(value).strip()).replace(tzinfo=None)
+    except ValueError:
+        option = "--" + name.replace("_", "-")
+        raise ConfigError(
+            f"{name} ({option}) = {value!r} is not a date: give an ISO date or date-time "
+            "such as 2026-01-01 or 2026-01-01T09:30."
+        ) from None
 
 
 MetricFn: TypeAlias = Callable[..., ir.Table]
