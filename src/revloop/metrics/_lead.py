@@ -1086,8 +1086,11 @@ def conversion_by_response_time(
 
     Output: [by, period,] ``response_bucket``, ``value`` (converted ÷ leads),
     ``leads``, ``converted`` (opportunity within ``window_days``), ``lift`` (value ÷
-    the value of the ``24h+`` bucket of the same group; null without it).
-    Leads contacted before they were created are left out (see ``speed_to_lead``).
+    the value of the ``24h+`` bucket of the same group; null without it), and the leads
+    of the group left out of every bucket, repeated on each of its rows:
+    ``immature_leads`` (created less than ``window_days`` before the horizon) and
+    ``contacted_before_created`` (a rep touch before the lead existed, see
+    ``speed_to_lead``). A group whose leads are all left out has no row.
 
     References
     ----------
@@ -1122,5 +1125,22 @@ def conversion_by_response_time(
     # without keys a left join on true: no slow bucket (no row) keeps every other bucket
     out = attach(out, slow, keys) if keys else out.left_join(slow, ibis.literal(True))
     out = out.mutate(lift=ibis.ifelse(out._slow > 0, out.value / out._slow, ibis.null("float64")))
+    # what no bucket holds, counted per group: nothing is dropped silently
+    left_out = _by_keys(
+        base,
+        keys,
+        immature_leads=(~base.early & ~base.mature).sum(),
+        contacted_before_created=base.early.sum(),
+    )
+    out = attach(out, left_out, keys)
     out = out.order_by([*keys, "_order"])
-    return out.select(*keys, "response_bucket", "value", "leads", "converted", "lift")
+    return out.select(
+        *keys,
+        "response_bucket",
+        "value",
+        "leads",
+        "converted",
+        "lift",
+        immature_leads=out.immature_leads.fill_null(0).cast("int64"),
+        contacted_before_created=out.contacted_before_created.fill_null(0).cast("int64"),
+    )
