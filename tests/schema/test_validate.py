@@ -131,6 +131,48 @@ def test_a_discount_above_one_and_an_interval_count_below_one_are_errors():
         report.raise_for_errors()
 
 
+def test_a_row_ending_before_it_starts_is_an_error_a_deal_closed_before_created_a_warning():
+    subs = ibis.memtable(
+        pd.DataFrame(
+            {
+                "customer_id": ["c1", "c2", "c3"],
+                "subscription_id": ["s1", "s2", "s3"],
+                "item_id": ["i", "i", "i"],
+                "starts_at": ["2024-03-01", "2024-01-01", "2024-01-01"],
+                # s1 ends two months before it starts; s2 ends the day it starts (a zero-length
+                # row, no error); s3 runs on
+                "ends_at": ["2024-01-01", "2024-01-01", None],
+                "amount": [100.0, 100.0, 100.0],
+                "interval": ["month"] * 3,
+            }
+        )
+    )
+    report = validate(subs, "subscriptions", now=NOW)
+    [issue] = report.issues
+    assert (issue.table, issue.column, issue.problem, issue.rows) == (
+        "subscriptions",
+        "ends_at",
+        "out_of_order",
+        1,
+    )
+    assert issue.severity == "error"
+    assert issue.example is not None and issue.example.startswith("2024-01-01")
+    assert "earlier than starts_at" in str(issue)
+    assert "fix its dates or drop the row" in issue.fix
+
+    opps = _opps(closed_at=["2023-12-20", "2024-02-01", None])
+    report = validate(opps, "opportunities", now=NOW)
+    [issue] = report.issues
+    assert (issue.column, issue.problem, issue.rows, issue.severity) == (
+        "closed_at",
+        "out_of_order",
+        1,
+        "warning",
+    )
+    assert report.ok  # a warning does not block loading
+    assert "sales_cycle leaves those deals out" in issue.fix
+
+
 def test_wrong_type():
     t = ibis.memtable(
         pd.DataFrame({"opportunity_id": ["o1"], "created_at": [True], "status": ["won"]})

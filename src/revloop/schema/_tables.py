@@ -9,6 +9,7 @@ the validator and the documentation are all derived from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -42,6 +43,11 @@ class Column:
         ``discount`` share of at most 1).
     values
         The closed set of allowed values, if any (checked case-sensitively).
+    not_before
+        Another timestamp column of the same row this one cannot precede (a subscription
+        row's ``ends_at`` and its ``starts_at``), and ``order_fix``, what to do about rows
+        where it does. ``order_severity``: ``error`` blocks loading, ``warning`` is
+        reported and the metrics that read the pair say how they treat those rows.
     doc
         What the column means.
     """
@@ -56,6 +62,9 @@ class Column:
     at_least: float | None = None
     at_most: float | None = None
     values: tuple[str, ...] | None = None
+    not_before: str | None = None
+    order_fix: str = ""
+    order_severity: Literal["error", "warning"] = "error"
     doc: str = ""
 
     @property
@@ -227,7 +236,17 @@ TABLES: dict[str, TableSpec] = {
                 _C("account_id", "string", required=False),
                 _C("owner_id", "string", required=False),
                 _C("created_at", "timestamp", not_null=True, past=True),
-                _C("closed_at", "timestamp", required=False, past=True),
+                _C(
+                    "closed_at",
+                    "timestamp",
+                    required=False,
+                    past=True,
+                    not_before="created_at",
+                    order_severity="warning",
+                    order_fix="A deal cannot close before it was created; check the export "
+                    "(a Salesforce CloseDate entered after the fact is often backdated). "
+                    "sales_cycle leaves those deals out of its statistics and counts them.",
+                ),
                 _C("status", "string", not_null=True, values=OPPORTUNITY_STATUSES),
                 _C("amount", "float64", required=False, nonnegative=True),
                 _C("currency", "string", required=False),
@@ -284,7 +303,15 @@ TABLES: dict[str, TableSpec] = {
                 _C("subscription_id", "string", key=True),
                 _C("item_id", "string", key=True),
                 _C("starts_at", "timestamp", not_null=True),
-                _C("ends_at", "timestamp", required=False),
+                _C(
+                    "ends_at",
+                    "timestamp",
+                    required=False,
+                    not_before="starts_at",
+                    order_fix="A row that ends before it starts is active in no month and "
+                    "would drop out of every MRR figure; fix its dates or drop the row "
+                    "before loading.",
+                ),
                 _C("cancelled_at", "timestamp", required=False, past=True),
                 _C(
                     "amount",

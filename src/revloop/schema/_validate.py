@@ -28,6 +28,7 @@ Problem = Literal[
     "negative_value",
     "out_of_range",
     "unknown_value",
+    "out_of_order",
 ]
 
 
@@ -233,7 +234,9 @@ def validate(
     and required values not null; the unique key has no duplicates; timestamps of
     things that happened are not in the future; money and counts are not
     negative; closed sets (``status``, ``kind``, ``interval`` ...) hold only known
-    values. Runs two aggregate queries on the table's backend.
+    values; a row's end does not precede its start (a subscription row's ``ends_at``
+    and ``starts_at``: an error; a deal's ``closed_at`` and ``created_at``: a warning).
+    Runs two aggregate queries on the table's backend.
 
     Parameters
     ----------
@@ -380,6 +383,19 @@ def validate(
                 val,
                 "unknown values",
                 f"Allowed values: {allowed}. Map yours to these before loading.",
+            )
+
+        if c.not_before is not None and any(u.name == c.not_before for u in usable):
+            other = _cast(t[c.not_before], spec.column(c.not_before))
+            add(
+                f"c{i}_order",
+                c,
+                "out_of_order",
+                val < other,
+                val,
+                f"values earlier than {c.not_before} on the same row",
+                c.order_fix,
+                severity=c.order_severity,
             )
 
     result = execute(t.aggregate(**aggs))
