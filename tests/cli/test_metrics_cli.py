@@ -130,6 +130,53 @@ def test_bad_dates_are_one_line_errors_naming_the_option(folder, args, message):
     assert "2026-01-01" in r.output or "Give a start earlier" in r.output
 
 
+def test_warns_of_rows_a_figure_leaves_out_and_of_the_tables_warnings(folder):
+    path = folder / "opportunities.csv"
+    df = pd.read_csv(path)
+    df.loc[df.opportunity_id == "o4", "amount"] = None  # won without an amount
+    df.loc[df.opportunity_id == "o2", "closed_at"] = "2024-01-01"  # before its 2024-01-05
+    df.to_csv(path, index=False)
+    r = runner.invoke(app, ["metrics", str(folder), "-m", "average_deal_size", "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    # won: o1 10,000 and o2 30,000 with amounts; o4 without -> 40,000 / 2, 1 left out
+    lines = [line for line in r.output.splitlines() if not line.startswith(("warning", " "))]
+    row = dict(zip(lines[-2].split(","), lines[-1].split(","), strict=True))
+    assert float(row["value"]) == 20000.0
+    assert (float(row["won_amount"]), int(row["won_without_amount"])) == (40000.0, 1)
+    assert (
+        "warning: average_deal_size: 1 won deals without an amount (or FX rate) are left "
+        "out of the amounts (column won_without_amount)." in " ".join(r.output.split())
+    )
+    assert "warning: opportunities.closed_at: values earlier than created_at" in r.output
+
+
+def test_a_count_repeated_on_each_row_of_a_group_is_taken_once():
+    from revloop.report._format import left_out
+
+    # conversion_by_response_time repeats its group's counts on each bucket row
+    df = pd.DataFrame(
+        {
+            "period": ["2024-01-01"] * 3 + ["2024-02-01"] * 2,
+            "response_bucket": ["0-5m", "1-24h", "never", "0-5m", "never"],
+            "contacted_before_created": [2, 2, 2, 1, 1],
+            "won_without_amount": [1, 0, 0, 0, 3],  # (not a group count: summed)
+        }
+    )
+    got = left_out("conversion_by_response_time", df, ["period"])
+    # January 2 + February 1 = 3, not 2 + 2 + 2 + 1 + 1 = 8
+    assert [(c, n) for c, n, _ in got] == [
+        ("won_without_amount", 4),
+        ("contacted_before_created", 3),
+    ]
+    got = left_out("conversion_by_response_time", df.head(3).drop(columns="period"), [])
+    assert [(c, n) for c, n, _ in got] == [
+        ("won_without_amount", 1),
+        ("contacted_before_created", 2),
+    ]
+    # another metric's rows are each their own: summed
+    assert left_out("win_rate", df, ["period"])[1][:2] == ("contacted_before_created", 8)
+
+
 def test_several_rows_without_grouping_are_rows(tmp_path):
     """A metric with one row per stage returns rows even without --by/--period."""
     pd.DataFrame(

@@ -537,6 +537,7 @@ def metrics_cmd(
 ) -> None:
     """Compute one RevOps or subscription metric over the canonical tables in FOLDER."""
     from revloop import metrics
+    from revloop.report._format import left_out
 
     with _errors():
         definition = metrics.get_metric(metric)
@@ -553,6 +554,16 @@ def metrics_cmd(
             **parse_params(param),
         )
         df = engine.to_pandas(result.table, con)
+        # what the figures cannot include, on stderr whatever the format
+        for issue in data.report.warnings:
+            err_console.print(f"warning: {issue}", highlight=False, markup=False)
+        keys = [k for k in (by, "period") if k is not None]
+        for col, n, meaning in left_out(metric, df, keys):
+            err_console.print(
+                f"warning: {metric}: {n:,} {meaning} (column {col}).",
+                highlight=False,
+                markup=False,
+            )
         if fmt is Format.json:
             text = json.dumps(metric_payload(result, df), indent=2, default=str) + "\n"
         elif fmt is Format.csv:

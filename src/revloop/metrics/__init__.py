@@ -13,6 +13,8 @@ from revloop.metrics import _pipeline as _pipeline
 from revloop.metrics import _subscription as _subscription
 from revloop.metrics._panel import Panel as Panel
 from revloop.metrics._panel import panel as panel
+from revloop.metrics._quality import GROUP_LEVEL as GROUP_LEVEL
+from revloop.metrics._quality import LEFT_OUT_COLUMNS as LEFT_OUT_COLUMNS
 from revloop.metrics._registry import Benchmark as Benchmark
 from revloop.metrics._registry import MetricDef as MetricDef
 from revloop.metrics._registry import MetricResult as MetricResult
@@ -26,6 +28,8 @@ from revloop.metrics._registry import list_metrics as list_metrics
 from revloop.metrics._registry import shared_tables as shared_tables
 
 __all__ = [
+    "GROUP_LEVEL",
+    "LEFT_OUT_COLUMNS",
     "Benchmark",
     "MetricDef",
     "MetricResult",

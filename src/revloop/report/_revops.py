@@ -47,6 +47,7 @@ from revloop.report._format import (
     fmt_money,
     fmt_pct,
     fmt_ratio,
+    left_out,
 )
 
 __all__ = ["RevOpsData", "collect_revops", "revops_sections"]
@@ -378,20 +379,6 @@ _ROW_METRICS = frozenset(
         "time_in_stage",
     }
 )
-
-#: Columns that, when not 0, mean rows were left out of a figure: the report says so.
-_WARN_COLUMNS = {
-    "won_without_amount": "won deals without an amount (or FX rate) are left out of the amounts",
-    "lost_without_amount": "lost deals without an amount are left out of the amounts",
-    "open_without_amount": "open deals without an amount are left out of the pipeline",
-    "end_without_amount": "deals without an amount are left out of the bridge",
-    "contacted_before_created": "leads touched before their creation date are left out",
-    "unknown_interval": "subscription rows with an unknown billing interval make MRR null",
-    "missing_rate": (
-        "subscription rows in a currency without an exchange rate by their service "
-        "period's start make MRR null (add their rates to fx_rates)"
-    ),
-}
 
 
 def _spec(name: str) -> _Spec:
@@ -1037,14 +1024,10 @@ def _benchmark_items(
     return items
 
 
-def _warnings(frame: pd.DataFrame) -> list[str]:
-    out = []
-    for col, text in _WARN_COLUMNS.items():
-        if col in frame.columns:
-            n = pd.to_numeric(frame[col], errors="coerce").fillna(0).sum()
-            if n > 0:
-                out.append(f"{fmt_count(n)} {text} ({col}).")
-    return out
+def _warnings(name: str, frame: pd.DataFrame) -> list[str]:
+    """A sentence per column counting rows a figure left out (``report._format.left_out``)."""
+    keys = [k for k in ("period", "month") if k in frame.columns]
+    return [f"{fmt_count(n)} {text} ({col})." for col, n, text in left_out(name, frame, keys)]
 
 
 def _marks(
@@ -1146,7 +1129,7 @@ def _plain_block(name: str, data: RevOpsData) -> _Block:
         what=what,
         stats=stats,
         benchmarks=_benchmark_items(name, spec, bench, row, yoy_row, data.currency),
-        warnings=_warnings(frame),
+        warnings=_warnings(name, frame),
         body=_chart(fig, name) + notes,
     )
 
@@ -1178,7 +1161,7 @@ def _response_block(name: str, data: RevOpsData) -> _Block:
     df = mf.frame
     if df.empty or "response_bucket" not in df.columns:
         return _Block(
-            DASH, None, spec.what, [], [], _warnings(df), '<p class="empty">No leads.</p>'
+            DASH, None, spec.what, [], [], _warnings(name, df), '<p class="empty">No leads.</p>'
         )
     order = [b for b in _BUCKETS if b in set(df["response_bucket"])]
     order += sorted(set(df["response_bucket"]) - set(order))
@@ -1237,7 +1220,7 @@ def _response_block(name: str, data: RevOpsData) -> _Block:
         benchmarks=_benchmark_items(
             name, spec, mf.result.benchmarks, {}, {}, data.currency, yours=yours
         ),
-        warnings=_warnings(df),
+        warnings=_warnings(name, df),
         body=body,
     )
 
@@ -1469,7 +1452,7 @@ def _waterfall_block(name: str, data: RevOpsData) -> _Block:
             ("end", fmt_money(end, cur)),
         ],
         benchmarks=_benchmark_items(name, spec, mf.result.benchmarks, {}, {}, cur),
-        warnings=_warnings(df),
+        warnings=_warnings(name, df),
         body=body,
     )
 
