@@ -156,7 +156,8 @@ def test_a_row_ending_before_it_starts_is_an_error_a_deal_closed_before_created_
         1,
     )
     assert issue.severity == "error"
-    assert issue.example is not None and issue.example.startswith("2024-01-01")
+    assert issue.example is not None
+    assert issue.example.startswith("2024-01-01")
     assert "earlier than starts_at" in str(issue)
     assert "fix its dates or drop the row" in issue.fix
 

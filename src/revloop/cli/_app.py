@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import tempfile
@@ -132,7 +133,15 @@ def _cell(v: Any) -> str:
     if isinstance(v, pd.Timestamp) and not pd.isna(v) and v == v.normalize():
         return v.date().isoformat()  # a period start, not an instant
     if isinstance(v, float):
-        return "" if pd.isna(v) else f"{v:,.2f}"
+        if pd.isna(v):
+            return ""
+        # shares and ratios (below 10) keep 4 significant digits, so a 1.37 % churn rate
+        # or a 100.3 % NRR is not rounded to 0.01 or 1.00; amounts keep cents
+        mag = abs(v)
+        if 0 < mag < 10:
+            decimals = min(6, max(2, 3 - math.floor(math.log10(mag))))
+            return f"{v:,.{decimals}f}"
+        return f"{v:,.2f}"
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}"
     return "" if v is None or v is pd.NaT else str(v)
@@ -537,7 +546,6 @@ def metrics_cmd(
 ) -> None:
     """Compute one RevOps or subscription metric over the canonical tables in FOLDER."""
     from revloop import metrics
-    from revloop.report._format import left_out
 
     with _errors():
         definition = metrics.get_metric(metric)
@@ -558,7 +566,7 @@ def metrics_cmd(
         for issue in data.report.warnings:
             err_console.print(f"warning: {issue}", highlight=False, markup=False)
         keys = [k for k in (by, "period") if k is not None]
-        for col, n, meaning in left_out(metric, df, keys):
+        for col, n, meaning in metrics.left_out(metric, df, keys):
             err_console.print(
                 f"warning: {metric}: {n:,} {meaning} (column {col}).",
                 highlight=False,

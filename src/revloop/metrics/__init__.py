@@ -15,6 +15,7 @@ from revloop.metrics._panel import Panel as Panel
 from revloop.metrics._panel import panel as panel
 from revloop.metrics._quality import GROUP_LEVEL as GROUP_LEVEL
 from revloop.metrics._quality import LEFT_OUT_COLUMNS as LEFT_OUT_COLUMNS
+from revloop.metrics._quality import left_out as left_out
 from revloop.metrics._registry import Benchmark as Benchmark
 from revloop.metrics._registry import MetricDef as MetricDef
 from revloop.metrics._registry import MetricResult as MetricResult
@@ -40,6 +41,7 @@ __all__ = [
     "SharedBuild",
     "compute",
     "get_metric",
+    "left_out",
     "list_metrics",
     "panel",
     "shared_tables",

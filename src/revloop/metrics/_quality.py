@@ -3,14 +3,17 @@
 A metric never drops a row silently: when a row cannot count (a won deal without an
 amount, a lead touched before it was created, a subscription of unknown interval), the
 output counts it in a column named here. The CLI and the report warn when one is not 0,
-with the meaning given here, so both say the same thing.
+with the meaning given here (:func:`left_out`, over a computed result), so both say the
+same thing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-__all__ = ["GROUP_LEVEL", "LEFT_OUT_COLUMNS"]
+import pandas as pd
+
+__all__ = ["GROUP_LEVEL", "LEFT_OUT_COLUMNS", "left_out"]
 
 #: Column → what a non-zero count means for the figures.
 LEFT_OUT_COLUMNS: Mapping[str, str] = {
@@ -31,3 +34,26 @@ LEFT_OUT_COLUMNS: Mapping[str, str] = {
 GROUP_LEVEL: Mapping[str, tuple[str, ...]] = {
     "conversion_by_response_time": ("immature_leads", "contacted_before_created"),
 }
+
+
+def left_out(
+    metric: str, frame: pd.DataFrame, keys: Sequence[str] = ()
+) -> list[tuple[str, int, str]]:
+    """``(column, rows, meaning)`` for each column of ``frame`` that counts rows a figure of
+    ``metric`` left out (:data:`LEFT_OUT_COLUMNS`) and is not 0.
+
+    A count the metric repeats on each row of a group (``GROUP_LEVEL``) is taken once per
+    group of ``keys`` (the ``by`` and ``period`` columns present).
+    """
+    out = []
+    for col, text in LEFT_OUT_COLUMNS.items():
+        if col not in frame.columns:
+            continue
+        values = frame
+        if col in GROUP_LEVEL.get(metric, ()):
+            group = [k for k in keys if k in frame.columns]
+            values = frame.drop_duplicates(subset=group) if group else frame.head(1)
+        n = int(pd.to_numeric(values[col], errors="coerce").fillna(0).sum())
+        if n > 0:
+            out.append((col, n, text))
+    return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import pandas as pd
 
@@ -14,7 +13,6 @@ __all__ = [
     "fmt_money",
     "fmt_pct",
     "fmt_ratio",
-    "left_out",
     "model_label",
 ]
 
@@ -143,28 +141,3 @@ def fmt_date(x: object) -> str:
     if _missing(x):
         return DASH
     return pd.Timestamp(x).strftime("%Y-%m-%d")  # type: ignore[arg-type]
-
-
-def left_out(
-    metric: str, frame: pd.DataFrame, keys: Sequence[str] = ()
-) -> list[tuple[str, int, str]]:
-    """``(column, rows, meaning)`` for each column of ``frame`` that counts rows a figure of
-    ``metric`` left out (:data:`revloop.metrics.LEFT_OUT_COLUMNS`) and is not 0.
-
-    A count the metric repeats on each row of a group (``GROUP_LEVEL``) is taken once per
-    group of ``keys`` (the ``by`` and ``period`` columns present).
-    """
-    from revloop.metrics import GROUP_LEVEL, LEFT_OUT_COLUMNS
-
-    out = []
-    for col, text in LEFT_OUT_COLUMNS.items():
-        if col not in frame.columns:
-            continue
-        values = frame
-        if col in GROUP_LEVEL.get(metric, ()):
-            group = [k for k in keys if k in frame.columns]
-            values = frame.drop_duplicates(subset=group) if group else frame.head(1)
-        n = int(pd.to_numeric(values[col], errors="coerce").fillna(0).sum())
-        if n > 0:
-            out.append((col, n, text))
-    return out

@@ -47,7 +47,6 @@ from revloop.report._format import (
     fmt_money,
     fmt_pct,
     fmt_ratio,
-    left_out,
 )
 
 __all__ = ["RevOpsData", "collect_revops", "revops_sections"]
@@ -1027,7 +1026,9 @@ def _benchmark_items(
 def _warnings(name: str, frame: pd.DataFrame) -> list[str]:
     """A sentence per column counting rows a figure left out (``report._format.left_out``)."""
     keys = [k for k in ("period", "month") if k in frame.columns]
-    return [f"{fmt_count(n)} {text} ({col})." for col, n, text in left_out(name, frame, keys)]
+    return [
+        f"{fmt_count(n)} {text} ({col})." for col, n, text in metrics.left_out(name, frame, keys)
+    ]
 
 
 def _marks(
