@@ -202,11 +202,23 @@ def test_holidays_none_string_is_no_holidays(con):
         [("l1", "p1", dt.datetime(2024, 7, 3, 16), "web")],
         [("a1", "l1", dt.datetime(2024, 7, 5, 10), "call", "outbound", None)],
     )
-    got = {}
-    for value in (None, "none", "US"):
+    got, stated = {}, {}
+    for value in (None, "none", "NULL", "US", "us", " Us "):
         r = metrics.compute("speed_to_lead", tables, clock="business_hours", holidays=value)
         got[value] = con.execute(r.table)["value"].iloc[0]
-    assert got == {None: 600.0, "none": 600.0, "US": 120.0}
+        stated[value] = r.policy["holidays"]
+    # Wed 3 Jul 16:00 -> Fri 5 Jul 10:00: 1 h + 8 h + 1 h = 600 min; with US holidays
+    # the 4th is off: 1 h + 1 h = 120 min. A country code in any case is the code, and
+    # the output states the normalised value
+    assert got == {
+        None: 600.0,
+        "none": 600.0,
+        "NULL": 600.0,
+        "US": 120.0,
+        "us": 120.0,
+        " Us ": 120.0,
+    }
+    assert stated == {None: None, "none": None, "NULL": None, "US": "US", "us": "US", " Us ": "US"}
 
 
 def test_rates_are_null_not_zero_without_mature_leads(con):

@@ -37,7 +37,14 @@ import holidays as _holidays
 import ibis
 import ibis.expr.types as ir
 
-from revloop.metrics._registry import Benchmark, Policy, Scope, SharedBuild, metric
+from revloop.metrics._registry import (
+    Benchmark,
+    Policy,
+    Scope,
+    SharedBuild,
+    metric,
+    null_spelling,
+)
 from revloop.metrics._scope import as_timestamp, attach, group_keys, scoped
 from revloop.metrics._stats import quantile, ranked
 from revloop.metrics._survival import km_curve, km_steps
@@ -127,11 +134,19 @@ def _check_timezone(value: Any) -> str | None:
 
 
 def _check_holidays(value: Any) -> str | None:
-    if value is None or value == "none":
+    if value is None:
         return None
     if str(value) not in _holidays.list_supported_countries():
         return "not a country code of the holidays package; e.g. 'US', 'GB', 'DE', or none"
     return None
+
+
+def _holiday_spelling(value: Any) -> Any:
+    """``none``/``null`` → ``None``; a country code in any case → upper case (``us`` → ``US``)."""
+    value = null_spelling(value)
+    if isinstance(value, str) and value.strip().upper() in _holidays.list_supported_countries():
+        return value.strip().upper()
+    return value
 
 
 def _check_window(value: Any) -> str | None:
@@ -453,7 +468,7 @@ def _lead_base(
             lmax if acts is None else acts.occurred_at.max().as_scalar().fill_null(lmax),
             lmax if opp is None else opp.created_at.max().as_scalar().fill_null(lmax),
         )
-    country = None if holidays in (None, "none") else holidays
+    country = null_spelling(holidays)
     business = clock == "business_hours"
     # the calendar (a table of some 15,000 days) only for business hours or local columns
     cal = business_day_table(calendar, timezone, country) if business or local else None
@@ -582,6 +597,7 @@ _HOLIDAYS = Policy(
     doc="Country code of public holidays (the `holidays` package), e.g. 'US'; none by default.",
     sources={"parameter": "Salesforce BusinessHours with Holiday records; python `holidays`"},
     check=_check_holidays,
+    normalise=_holiday_spelling,
 )
 _PERCENTILE = Policy(
     "percentile",

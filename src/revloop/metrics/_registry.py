@@ -70,6 +70,10 @@ class Policy:
         For each choice (or for the parameter), the vendor or paper it matches.
     check
         Optional validator for free values: returns an error message or ``None``.
+    normalise
+        Optional spelling fix applied first, for values with one obvious meaning
+        (``"none"`` for null, ``"us"`` for the country code ``"US"``); the output states
+        the normalised value.
     """
 
     name: str
@@ -78,8 +82,11 @@ class Policy:
     doc: str = ""
     sources: Mapping[str, str] = field(default_factory=dict)
     check: Callable[[Any], str | None] | None = None
+    normalise: Callable[[Any], Any] | None = None
 
     def validate(self, metric: str, value: Any) -> Any:
+        if self.normalise is not None:
+            value = self.normalise(value)
         if self.choices is not None and value not in self.choices:
             raise ConfigError(
                 f"{metric}: {self.name}={value!r} is not allowed; choose one of "
@@ -90,6 +97,13 @@ class Policy:
             if problem:
                 raise ConfigError(f"{metric}: {self.name}={value!r}: {problem}")
         return value
+
+
+def null_spelling(value: Any) -> Any:
+    """``None`` for the text ``none`` or ``null`` (any case), as ``--param`` gives it."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "null"):
+        return None
+    return value
 
 
 @dataclass(frozen=True)

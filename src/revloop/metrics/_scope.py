@@ -32,8 +32,9 @@ def scoped(table: ir.Table, anchor: str, scope: Scope, *, table_name: str) -> ir
     ``scope.by`` the column must exist.
     """
     if scope.by is not None and scope.by not in table.columns:
+        shown = [c for c in table.columns if not c.startswith("_")]  # not revloop's own
         raise SchemaError(
-            f"cannot group {table_name} by {scope.by!r}: it has {list(table.columns)}. "
+            f"cannot group {table_name} by {scope.by!r}: it has {shown}. "
             "Pass one of those as --by."
         )
     t = table
