@@ -204,9 +204,11 @@ def speed_to_lead(lf: pd.DataFrame, monthly: bool) -> pd.DataFrame:
                 "leads": len(ok),
                 "contacted": int(c.sum()),
                 "never_contacted_share": (~c).mean(),
-                "within_5m": (c & (x <= 5)).mean(),
-                "within_1h": (c & (x <= 60)).mean(),
-                "within_24h": (c & (x <= 1440)).mean(),
+                # among the leads whose outcome at the mark is known (an untouched lead
+                # younger than the mark is censored)
+                "within_5m": (c & (x <= 5))[c | (x >= 5)].mean(),
+                "within_1h": (c & (x <= 60))[c | (x >= 60)].mean(),
+                "within_24h": (c & (x <= 1440))[c | (x >= 1440)].mean(),
                 "contacted_before_created": int(g.early.sum()),
             }
         )

@@ -706,9 +706,12 @@ def speed_to_lead(
     contacted leads), ``p90``, ``mean``, ``km_median`` (Kaplan–Meier median with the
     never-contacted censored at the horizon; null while survival stays above 0.5),
     ``leads`` (leads counted), ``contacted``, ``never_contacted_share``,
-    ``within_5m``, ``within_1h``, ``within_24h`` (shares of *all* counted leads, the
-    never-contacted counting as not within), ``contacted_before_created`` (leads
-    excluded: touched before they were created).
+    ``within_5m``, ``within_1h``, ``within_24h`` (share of the leads whose outcome at
+    that mark is known: touched by it, or touched later or still untouched once it had
+    passed; a lead still untouched and younger than the mark at the horizon is censored
+    and left out of that share, as Kaplan–Meier leaves it out of the risk set — counting
+    it as a miss would pull the latest periods down), ``contacted_before_created``
+    (leads excluded: touched before they were created).
 
     Output (``output="km_curve"``): [by, period,] ``minutes``, ``at_risk``, ``events``,
     ``censored``, ``survival`` (share not yet touched after ``minutes``).
@@ -741,9 +744,10 @@ def speed_to_lead(
         "leads": r.count(),
         "contacted": c.sum(),
         "never_contacted_share": (~c).cast("float64").mean(),
-        "within_5m": (c & (x <= 5)).cast("float64").mean(),
-        "within_1h": (c & (x <= 60)).cast("float64").mean(),
-        "within_24h": (c & (x <= 24 * 60)).cast("float64").mean(),
+        **{
+            name: (c & (x <= mark)).cast("float64").mean(where=c | (x >= mark))
+            for name, mark in (("within_5m", 5), ("within_1h", 60), ("within_24h", 24 * 60))
+        },
     }
     # the curve's steps (event times) hold its median
     km = km_steps(ok, keys, "elapsed_min", ok.contacted)
