@@ -282,9 +282,12 @@ def conversion_by_response_time(lf: pd.DataFrame) -> pd.DataFrame:
 
 # -- pipeline --------------------------------------------------------------------------------
 def deals(opps: pd.DataFrame, rates: pd.DataFrame) -> pd.DataFrame:
-    """Opportunities with ``amt`` in USD at the close (else creation) day's rate."""
+    """Opportunities with ``amt`` in USD at the close (else creation) day's rate, and
+    ``open_rate``, the creation day's rate (the pipeline's amounts, open deals)."""
     rate = usd_rate(opps.currency, opps.closed_at.fillna(opps.created_at), rates)
-    return opps.assign(amt=opps.amount * rate)
+    return opps.assign(
+        amt=opps.amount * rate, open_rate=usd_rate(opps.currency, opps.created_at, rates)
+    )
 
 
 def average_deal_size(o: pd.DataFrame, monthly: bool) -> pd.DataFrame:
@@ -397,8 +400,10 @@ def pipeline_coverage(
 
 # -- stage history ---------------------------------------------------------------------------
 def history(sh: pd.DataFrame, o: pd.DataFrame) -> pd.DataFrame:
-    """Stage changes with the deal's status and close time, in order per deal."""
-    h = sh.merge(o[["opportunity_id", "status", "closed_at"]], on="opportunity_id", how="left")
+    """Stage changes with the deal's status, close time and creation-day rate, in order per deal."""
+    h = sh.merge(
+        o[["opportunity_id", "status", "closed_at", "open_rate"]], on="opportunity_id", how="left"
+    )
     h["status"] = h.status.fillna("open")
     h["terminal"] = h.closed_at.notna() & (h.changed_at >= h.closed_at)
     return h.sort_values(["opportunity_id", "changed_at"], ignore_index=True)
@@ -530,7 +535,9 @@ def slippage(h: pd.DataFrame, start: Any, end: Any, monthly: bool) -> pd.DataFra
 
 def pipeline_waterfall(h: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """Monthly bridge of the open pipeline with a close date in [start, end), rebuilt from
-    the stage history as it stood at each month's first instant."""
+    the stage history as it stood at each month's first instant (amounts in USD at each
+    deal's creation-day rate)."""
+    h = h.assign(amount=h.amount * h.open_rate)
     bounds = list(pd.date_range(start, end, freq="MS"))
     if bounds[-1] < end:
         bounds.append(end)

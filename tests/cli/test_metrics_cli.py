@@ -38,7 +38,12 @@ def test_single_figure_json(folder):
     assert doc["metric"] == "average_deal_size"
     assert doc["value"] == pytest.approx(15000.0)
     assert doc["policy"] == {"statistic": "mean", "reporting_currency": "USD"}
-    assert doc["stats"] == {"deals": 3, "won_amount": 45000.0, "won_without_amount": 0}
+    assert doc["stats"] == {
+        "deals": 3,
+        "won_amount": 45000.0,
+        "won_without_amount": 0,
+        "closed_without_date": 0,
+    }
 
 
 def test_grouped_rows_and_policy(folder, tmp_path):
@@ -91,7 +96,7 @@ def test_csv_and_window(folder):
     )
     assert r.exit_code == 0, r.output
     lines = r.output.strip().splitlines()
-    assert lines[0] == "value,deals,won_amount,won_without_amount"
+    assert lines[0] == "value,deals,won_amount,won_without_amount,closed_without_date"
     assert lines[1].startswith("5000.0,1,")
 
 
@@ -150,7 +155,7 @@ def test_warns_of_rows_a_figure_leaves_out_and_of_the_tables_warnings(folder):
     assert "warning: opportunities.closed_at: values earlier than created_at" in r.output
 
 
-def test_a_count_repeated_on_each_row_of_a_group_is_taken_once():
+def test_a_count_repeated_on_several_rows_is_taken_once_per_group():
     from revloop.metrics import left_out
 
     # conversion_by_response_time repeats its group's counts on each bucket row
@@ -159,22 +164,32 @@ def test_a_count_repeated_on_each_row_of_a_group_is_taken_once():
             "period": ["2024-01-01"] * 3 + ["2024-02-01"] * 2,
             "response_bucket": ["0-5m", "1-24h", "never", "0-5m", "never"],
             "contacted_before_created": [2, 2, 2, 1, 1],
-            "won_without_amount": [1, 0, 0, 0, 3],  # (not a group count: summed)
+            "won_without_amount": [1, 0, 0, 0, 3],  # (not a repeated count: summed)
         }
     )
-    got = left_out("conversion_by_response_time", df, ["period"])
+    got = left_out("conversion_by_response_time", df)
     # January 2 + February 1 = 3, not 2 + 2 + 2 + 1 + 1 = 8
     assert [(c, n) for c, n, _ in got] == [
         ("won_without_amount", 4),
         ("contacted_before_created", 3),
     ]
-    got = left_out("conversion_by_response_time", df.head(3).drop(columns="period"), [])
+    got = left_out("conversion_by_response_time", df.head(3).drop(columns="period"))
     assert [(c, n) for c, n, _ in got] == [
         ("won_without_amount", 1),
         ("contacted_before_created", 2),
     ]
     # another metric's rows are each their own: summed
-    assert left_out("win_rate", df, ["period"])[1][:2] == ("contacted_before_created", 8)
+    assert left_out("speed_to_lead", df)[1][:2] == ("contacted_before_created", 8)
+    # deals closed without a date sit on every period of their segment: once per segment
+    wr = pd.DataFrame(
+        {
+            "segment": ["SMB", "SMB", "ENT", "ENT"],
+            "period": ["2024-01-01", "2024-02-01"] * 2,
+            "closed_without_date": [2, 2, 1, 1],
+        }
+    )
+    assert left_out("win_rate", wr, "segment")[0][:2] == ("closed_without_date", 3)
+    assert left_out("win_rate", wr.query("segment == 'SMB'").drop(columns="segment"))[0][1] == 2
 
 
 def test_several_rows_without_grouping_are_rows(tmp_path):

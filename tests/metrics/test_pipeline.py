@@ -500,3 +500,57 @@ def test_stage_metrics_keep_deals_without_a_by_value_in_a_group_of_their_own(con
     tis = tis.set_index([tis["segment"].fillna("(blank)"), "stage"])
     assert tis.loc[("smb", "Discovery"), ["value", "deals"]].tolist() == [2.0, 1]
     assert tis.loc[("(blank)", "Discovery"), ["value", "deals"]].tolist() == [2.0, 1]
+
+
+def test_waterfall_end_equals_coverage_open_pipeline_as_of(con):
+    """Two routes to the open pipeline at ``as_of`` agree: the waterfall's last ``end``
+    (rebuilt from stage_history) and coverage's ``open_pipeline`` (deals as known then),
+    with amounts edited after ``as_of`` and deals in two currencies (revops.md §3.6)."""
+    t0 = pd.Timestamp("2024-01-01")
+    opps = pd.DataFrame(
+        {
+            "opportunity_id": ["e1", "u1", "u2"],
+            "created_at": [t0, t0, t0 + pd.Timedelta(days=20)],
+            "closed_at": pd.to_datetime([None, t0 + pd.Timedelta(days=70), None]),
+            "status": ["open", "won", "open"],
+            "amount": [9000.0, 9000.0, 9000.0],  # today's amounts, all set after as_of
+            "currency": ["EUR", "USD", "USD"],
+        }
+    )
+    hist = pd.DataFrame(
+        {
+            "opportunity_id": ["e1", "e1", "u1", "u1", "u2"],
+            "changed_at": [t0 + pd.Timedelta(days=d) for d in (0, 65, 0, 70, 20)],
+            "stage": ["Discovery", "Demo", "Discovery", "Closed Won", "Discovery"],
+            "amount": [1000.0, 9000.0, 2000.0, 9000.0, 500.0],
+            "close_date": [t0 + pd.Timedelta(days=d) for d in (80, 80, 60, 70, 90)],
+        }
+    )
+    fx = pd.DataFrame(
+        {
+            "date": [pd.Timestamp("2023-12-01").date(), pd.Timestamp("2024-02-01").date()],
+            "currency": ["EUR", "EUR"],
+            "rate_to_reporting": [1.2, 1.5],
+        }
+    )
+    tables = {
+        "opportunities": con.create_table("xo", opps, overwrite=True),
+        "stage_history": con.create_table("xh", hist, overwrite=True),
+        "fx_rates": con.create_table("xf", fx, overwrite=True),
+    }
+    as_of = "2024-03-01"  # day 60: e1 1,000 EUR, u1 2,000 USD open, u2 500 USD
+    wf = con.execute(
+        metrics.compute(
+            "pipeline_waterfall",
+            tables,
+            start="2024-01-01",
+            end="2024-04-01",
+            as_of=as_of,
+            close_window="any",
+        ).table
+    )
+    cov = con.execute(metrics.compute("pipeline_coverage", tables, as_of=as_of, target=1.0).table)
+    # e1 at its creation day's rate 1.2 (the Feb 1 rate 1.5 is not a movement)
+    assert wf["end"].iloc[-1] == pytest.approx(1000 * 1.2 + 2000 + 500)
+    assert cov["open_pipeline"].iloc[0] == pytest.approx(wf["end"].iloc[-1])
+    assert (wf["check"].abs() < 1e-9).all()

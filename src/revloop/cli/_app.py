@@ -565,8 +565,7 @@ def metrics_cmd(
         # what the figures cannot include, on stderr whatever the format
         for issue in data.report.warnings:
             err_console.print(f"warning: {issue}", highlight=False, markup=False)
-        keys = [k for k in (by, "period") if k is not None]
-        for col, n, meaning in metrics.left_out(metric, df, keys):
+        for col, n, meaning in metrics.left_out(metric, df, by):
             err_console.print(
                 f"warning: {metric}: {n:,} {meaning} (column {col}).",
                 highlight=False,

@@ -5,7 +5,10 @@ Definitions, vendor defaults and sources: ``shared/reference/revops.md`` §2.4�
 
 A deal won without an amount is never dropped silently: amount-based figures leave it
 out of their sums and count it in a ``won_without_amount`` column (a deal whose
-currency has no FX rate counts there too), so a report can warn about it.
+currency has no FX rate counts there too), so a report can warn about it. Inconsistent
+deal rows are counted the same way: ``closed_without_date`` (won or lost, no
+``closed_at``) and ``closed_before_created`` (left out of cycle statistics). With
+``as_of`` a deal's amount and close date are those stage_history knew then (:func:`_deals`).
 """
 
 from __future__ import annotations
@@ -153,8 +156,17 @@ def _deals(tables: Mapping[str, ir.Table], scope: Scope, reporting_currency: str
     """Opportunities as known at ``scope.as_of``, with ``amt`` in the reporting currency.
 
     With ``as_of``: deals created later are left out, and a deal closed later is still
-    ``open`` (its ``closed_at`` is null). ``amt`` is converted at the close (or creation) day.
-    A runner of several metrics may have materialised them under :func:`deals_key`.
+    ``open`` (its ``closed_at`` is null). ``close_date`` and ``amount`` are those known at
+    ``as_of``: the latest value of each in the deal's stage-history rows at or before it
+    (a blank in a row is "not recorded", as in :func:`_slipped_deals`), the opportunities
+    row only when the deal has none, so nothing after ``as_of`` is read (revops.md §3.6:
+    "never use current values of amount, close_date … for past t"). Without ``as_of``
+    the opportunities row is today's state and is used as it is.
+
+    ``amt`` is ``amount`` in ``reporting_currency`` at the rate of the close day, or of the
+    creation day while the deal is open (:func:`revloop.attribution.to_reporting_currency`:
+    the latest ``fx_rates`` row on or before that day); null when the amount or the rate is
+    unknown. A runner of several metrics may have materialised them under :func:`deals_key`.
     """
     shared = tables.get(deals_key(Scope(as_of=scope.as_of), reporting_currency))
     if shared is not None:
@@ -168,6 +180,7 @@ def _deals(tables: Mapping[str, ir.Table], scope: Scope, reporting_currency: str
             status=ibis.ifelse(later, "open", opp.status),
             closed_at=ibis.ifelse(later, ibis.null(dt.timestamp), opp.closed_at),
         )
+        opp = _known_at(opp, tables.get("stage_history"), cut)
     opp = opp.mutate(__fx_at=opp.closed_at.coalesce(opp.created_at))
     opp = to_reporting_currency(
         opp,
@@ -176,6 +189,31 @@ def _deals(tables: Mapping[str, ir.Table], scope: Scope, reporting_currency: str
         reporting_currency=reporting_currency,
     )
     return opp.mutate(amt=opp.amount_reporting).drop("__fx_at", "amount_reporting")
+
+
+#: The deal fields stage_history records over time, which :func:`_known_at` rewinds.
+_TRACKED = ("amount", "close_date")
+
+
+def _known_at(opp: ir.Table, history: ir.Table | None, cut: ir.TimestampScalar) -> ir.Table:
+    """``opp`` with ``amount`` and ``close_date`` as stage_history knew them at ``cut``.
+
+    Per deal and field: the value of its latest stage-history row at or before ``cut``
+    with the field set; the opportunities value when there is none (no history, no row
+    yet, or a field the export does not carry).
+    """
+    if history is None:
+        return opp
+    fields = [f for f in _TRACKED if f in history.columns]
+    if not fields:
+        return opp
+    sh = conform(history, "stage_history")
+    sh = sh.filter(sh.changed_at <= cut)
+    known = sh.group_by(__kid=sh.opportunity_id).aggregate(
+        **{f"__k_{f}": sh[f].last(order_by=sh.changed_at) for f in fields}
+    )
+    m = opp.left_join(known, opp.opportunity_id == known.__kid)
+    return m.mutate(**{f: m[f"__k_{f}"].coalesce(m[f]) for f in fields}).select(*opp.columns)
 
 
 def _qualified(
@@ -237,6 +275,27 @@ def _finish(t: ir.Table, keys: list[str], cols: Sequence[str]) -> ir.Table:
 def _won_lost(opp: ir.Table, scope: Scope) -> ir.Table:
     closed = opp.filter(opp.status.isin(("won", "lost")) & opp.closed_at.notnull())
     return scoped(closed, "closed_at", scope, table_name="opportunities")
+
+
+def _undated(opp: ir.Table) -> ir.BooleanValue:
+    """Won or lost with no ``closed_at``: closed, but when is not known."""
+    return opp.status.isin(("won", "lost")) & opp.closed_at.isnull()
+
+
+def _with_undated(out: ir.Table, opp: ir.Table, scope: Scope) -> ir.Table:
+    """``out`` plus ``closed_without_date``: the deals of each ``by`` group (all deals
+    without ``by``) that are won or lost but have no ``closed_at``, created before ``end``
+    (they may have closed in the window). A figure anchored on the close cannot place them
+    in a period, so they are in none of its figures and counted on every row of their
+    group instead of vanishing (revops.md §6: data quality is the first cause of bad
+    figures)."""
+    u = opp.filter(_undated(opp))
+    if scope.end is not None:
+        u = u.filter(u.created_at < as_timestamp(scope.end))
+    by = [scope.by] if scope.by is not None else []
+    n = _agg(u, by, closed_without_date=u.count())
+    out = attach(out, n, by)
+    return out.mutate(closed_without_date=out.closed_without_date.coalesce(0).cast(dt.int64))
 
 
 def _win_aggs(t: ir.Table) -> dict[str, Any]:
@@ -307,7 +366,9 @@ def average_deal_size(
     ibis.Table
         Unexecuted; columns [by, period,] value (mean or median won amount in the reporting
         currency), deals (won deals), won_amount (their total), won_without_amount (won
-        deals with no amount or no FX rate: not in value, counted here).
+        deals with no amount or no FX rate: not in value, counted here),
+        closed_without_date (won or lost deals without ``closed_at``, see
+        :func:`_with_undated`).
     """
     opp = _deals(tables, scope, reporting_currency)
     won = opp.filter((opp.status == "won") & opp.closed_at.notnull())
@@ -323,6 +384,7 @@ def average_deal_size(
         won_amount=amount.sum(),
         won_without_amount=amount.isnull().sum().cast(dt.int64),
     )
+    out = _with_undated(out, opp, scope)
     return out.order_by(keys) if keys else out
 
 
@@ -369,7 +431,9 @@ def average_deal_size(
             "window_days",
             None,
             doc="cohort variant only: count a win only within this many days of creation; "
-            "None counts every win up to as_of.",
+            "None counts every win up to as_of. With the naive estimator only mature deals "
+            "count (created at least window_days before as_of, else the data's end); younger "
+            "ones are left out and counted in ``immature``.",
             sources={"window_days": "mature-cohort convention of revops.md §2.3/§2.4"},
             check=_positive_number,
         ),
@@ -414,7 +478,9 @@ def win_rate(
         deal. Default None.
     window_days
         cohort variant only: count a win only within this many days of creation; None counts
-        every win up to as_of. Default None.
+        every win up to as_of. With the naive estimator only mature deals count (created at
+        least window_days before as_of, else the data's end); younger ones are left out and
+        counted in ``immature``. Default None.
     reporting_currency
         ISO 4217 code amounts are converted to. Default 'USD'.
 
@@ -423,9 +489,20 @@ def win_rate(
     ibis.Table
         Unexecuted; columns [by, period,] value, won, lost, won_amount, lost_amount,
         won_without_amount, lost_without_amount (of qualified deals when ``qualified_stage``
-        is set); the cohort variant adds ``created`` and ``open`` (created in the cohort,
-        not won or lost in the window). With ``basis="amount"`` deals without an amount are
-        left out of the ratio and counted in the ``*_without_amount`` columns.
+        is set), closed_without_date (won or lost deals without ``closed_at``: left out;
+        the period variant counts them per ``by`` group on every row, see
+        :func:`_with_undated`, the cohort variant in their creation cohort); the cohort
+        variant adds ``created`` and ``open`` (created in the cohort, not won or lost in
+        the window), ``censored`` and ``immature``. With ``basis="amount"`` deals without an
+        amount are left out of the ratio and counted in the ``*_without_amount`` columns.
+
+        Naive cohort with ``window_days``: a deal younger than the window at the horizon
+        may still win within it, so reading it as not won biases young cohorts down; like
+        lead_to_opportunity_rate's ``immature_leads`` (revops.md §2.3 "report conversion
+        within 30/60/90 days and mature cohorts only", §2.4), such deals leave
+        ``created``/``won``/``lost``/``open`` and the value and are counted in
+        ``immature``. Aalen–Johansen keeps them, censored at their age (``censored``), so
+        its ``immature`` is 0.
     """
     if estimator == "aalen_johansen" and variant == "period":
         raise ConfigError(
@@ -444,15 +521,30 @@ def win_rate(
         closed = _won_lost(opp, scope)
         out = _agg(closed, keys, **_win_aggs(closed))
         out = out.mutate(value=_win_value(out, basis))
+        out = _with_undated(out, opp, scope)
         cols = ["value", "won", "lost", "won_amount", "lost_amount"]
-        return _finish(out, keys, [*cols, "won_without_amount", "lost_without_amount"])
+        tail = ["won_without_amount", "lost_without_amount", "closed_without_date"]
+        return _finish(out, keys, [*cols, *tail])
     ref = as_timestamp(scope.as_of) if scope.as_of is not None else None
-    cohort = scoped(opp, "created_at", scope, table_name="opportunities")
+    created = scoped(opp, "created_at", scope, table_name="opportunities")
     if ref is None:
         # scalar subqueries over every deal: the data's end, not the cohort's latest time
         last = opp.created_at.max().as_scalar()
         ref = ibis.greatest(last, opp.closed_at.max().as_scalar().coalesce(last))
+    undated = created.filter(_undated(created))
+    undated_n = _agg(undated, keys, closed_without_date=undated.count())
+    cohort = created.filter(~_undated(created))
     aj = _aalen_johansen(cohort, keys, ref, window_days)
+    if window_days is not None and estimator == "naive":
+        mature = _days(ref, cohort.created_at) >= float(window_days)
+    else:
+        mature = ibis.literal(True)
+    cohort = cohort.mutate(__mature=mature)
+    young = cohort.filter(~cohort.__mature)
+    young_n = _agg(young, keys, immature=young.count())
+    # every cohort with a deal keeps its row, even when all of them are immature or undated
+    out = _spine([created], keys)
+    cohort = cohort.filter(cohort.__mature).drop("__mature")
     in_window = cohort.closed_at.notnull()
     if window_days is not None:
         in_window = in_window & (_days(cohort.closed_at, cohort.created_at) <= float(window_days))
@@ -462,17 +554,27 @@ def win_rate(
     aggs["created"] = cohort.count()
     aggs["open"] = (cohort.status == "open").sum().cast(dt.int64)
     aggs["all_amount"] = cohort.amt.sum().coalesce(0.0)
-    out = _agg(cohort, keys, **aggs)
-    out = attach(out, aj, keys)
+    for part in (_agg(cohort, keys, **aggs), aj, young_n, undated_n):
+        out = attach(out, part, keys)
+    counts = ["created", "won", "lost", "open", "censored", "immature", "closed_without_date"]
+    out = out.mutate(**{c: out[c].coalesce(0).cast(dt.int64) for c in counts})
+    out = out.mutate(
+        won_amount=out.won_amount.coalesce(0.0),
+        lost_amount=out.lost_amount.coalesce(0.0),
+        all_amount=out.all_amount.coalesce(0.0),
+        won_without_amount=out.won_without_amount.coalesce(0),
+        lost_without_amount=out.lost_without_amount.coalesce(0),
+    )
     if estimator == "aalen_johansen":
         value = out.aj_won
     elif basis == "amount":
         value = _rate(out.won_amount, out.all_amount)
     else:
         value = _rate(out.won, out.created)
-    out = out.mutate(value=value, censored=out.censored.coalesce(0))
-    cols = ["value", "created", "won", "lost", "open", "censored", "won_amount", "lost_amount"]
-    return _finish(out, keys, [*cols, "won_without_amount", "lost_without_amount"])
+    out = out.mutate(value=value)
+    cols = ["value", "created", "won", "lost", "open", "censored", "immature"]
+    tail = ["won_without_amount", "lost_without_amount", "closed_without_date"]
+    return _finish(out, keys, [*cols, "won_amount", "lost_amount", *tail])
 
 
 def _aalen_johansen(
@@ -521,9 +623,14 @@ def _aalen_johansen(
 
 
 def _cycles(opp: ir.Table, scope: Scope) -> ir.Table:
+    """Won deals closed in the scope, with ``days`` from creation to close and
+    ``backwards`` (closed before created: inconsistent data, ``days`` null so it is in no
+    cycle statistic; a negative cycle would drag the median and mean down)."""
     won = opp.filter((opp.status == "won") & opp.closed_at.notnull())
     won = scoped(won, "closed_at", scope, table_name="opportunities")
-    return won.mutate(days=_days(won.closed_at, won.created_at))
+    backwards = won.closed_at < won.created_at
+    days = ibis.ifelse(backwards, ibis.null(dt.float64), _days(won.closed_at, won.created_at))
+    return won.mutate(days=days, backwards=backwards)
 
 
 @metric(
@@ -567,16 +674,29 @@ def sales_cycle(
     -------
     ibis.Table
         Unexecuted; columns [by, period,] value (median or mean days), median, p75, p90,
-        mean, deals. Lost and open deals are not in it (revops.md §2.5).
+        mean, deals, closed_before_created (won deals whose ``closed_at`` is before their
+        ``created_at``: inconsistent data, in no statistic and not in ``deals``, as the
+        lead metrics treat ``contacted_before_created``), closed_without_date (won or lost
+        deals without ``closed_at``, see :func:`_with_undated`). Lost and open deals are
+        not in it (revops.md §2.5).
     """
     opp = _deals(tables, scope, "USD")
     won = _cycles(opp, scope)
     keys = group_keys(scope)
-    base = _agg(won, keys, deals=won.count(), mean=won.days.mean())
+    ok = won.days.notnull()
+    base = _agg(
+        won,
+        keys,
+        deals=ok.sum().cast(dt.int64),
+        mean=won.days.mean(),
+        closed_before_created=won.backwards.sum().cast(dt.int64),
+    )
     qs = quantiles(won, keys, "days", {"median": 0.5, "p75": 0.75, "p90": 0.9}, percentile)
     out = attach(base, qs, keys)
     out = out.mutate(value=out.median if statistic == "median" else out["mean"])
-    return _finish(out, keys, ["value", "median", "p75", "p90", "mean", "deals"])
+    out = _with_undated(out, opp, scope)
+    cols = ["value", "median", "p75", "p90", "mean", "deals", "closed_before_created"]
+    return _finish(out, keys, [*cols, "closed_without_date"])
 
 
 # ---------------------------------------------------------------- pipeline velocity
@@ -669,8 +789,10 @@ def pipeline_velocity(
     -------
     ibis.Table
         Unexecuted; columns [by, period,] value, opportunities, win_rate, average_deal_size,
-        cycle_days, won_without_amount, change, contrib_opportunities, contrib_win_rate,
-        contrib_deal_size, contrib_cycle.
+        cycle_days, won_without_amount, closed_before_created (won deals closed before
+        they were created: in the deal size, not in the cycle), closed_without_date (won or
+        lost deals without ``closed_at``: in no lever, see :func:`_with_undated`), change,
+        contrib_opportunities, contrib_win_rate, contrib_deal_size, contrib_cycle.
     """
     opp = _deals(tables, scope, reporting_currency)
     opp = _qualified(opp, tables, scope, qualified_stage, stages)
@@ -681,15 +803,23 @@ def pipeline_velocity(
     wr = _agg(closed, keys, **_win_aggs(closed))
     wr = wr.mutate(win_rate=_win_value(wr, basis)).select(*keys, "win_rate", "won_without_amount")
     won = _cycles(opp, scope)
-    size = _agg(won, keys, average_deal_size=won.amt.mean(), mean_days=won.days.mean())
+    size = _agg(
+        won,
+        keys,
+        average_deal_size=won.amt.mean(),
+        mean_days=won.days.mean(),
+        closed_before_created=won.backwards.sum().cast(dt.int64),
+    )
     med = quantiles(won, keys, "days", {"median_days": 0.5}, "linear")
     out = _spine([n, wr, size], keys)
     for part in (n, wr, size, med):
         out = attach(out, part, keys)
+    out = _with_undated(out, opp, scope)
     cycle = out.median_days if cycle_statistic == "median" else out.mean_days
     factor = 30.0 if per == "month" else 1.0
     out = out.mutate(
         opportunities=out.opportunities.coalesce(0),
+        closed_before_created=out.closed_before_created.coalesce(0),
         cycle_days=cycle,
     )
     out = out.mutate(
@@ -735,7 +865,8 @@ def pipeline_velocity(
             contrib[name] = ibis.ifelse(ok, sign * weight * ratio.ln(), ibis.null(dt.float64))
         out = out.mutate(change=out.value - out.prev_value, **contrib)
     cols = ["value", "opportunities", "win_rate", "average_deal_size", "cycle_days"]
-    return _finish(out, keys, [*cols, "won_without_amount", "change", *levers.values()])
+    cols += ["won_without_amount", "closed_before_created", "closed_without_date"]
+    return _finish(out, keys, [*cols, "change", *levers.values()])
 
 
 # ---------------------------------------------------------------- pipeline coverage
@@ -1427,6 +1558,20 @@ def slippage(
 # ---------------------------------------------------------------- pipeline waterfall
 
 
+def _deal_rates(tables: Mapping[str, ir.Table], reporting_currency: str) -> ir.Table:
+    """``__rid, __rate``: per opportunity, the factor from its currency to
+    ``reporting_currency`` on its creation day (1 in that currency or without one; null
+    when ``fx_rates`` has no rate for it by then)."""
+    opp = conform(tables["opportunities"], "opportunities")
+    one = opp.select(
+        opp.opportunity_id, opp.currency, opp.created_at, amount=ibis.literal(1.0, dt.float64)
+    )
+    one = to_reporting_currency(
+        one, tables.get("fx_rates"), at="created_at", reporting_currency=reporting_currency
+    )
+    return one.select(__rid=one.opportunity_id, __rate=one.amount_reporting)
+
+
 def _as_datetime(value: Any) -> _dt.datetime:
     if isinstance(value, _dt.datetime):
         return value.replace(tzinfo=None)
@@ -1472,6 +1617,7 @@ def _boundaries(scope: Scope) -> list[_dt.datetime]:
     family="pipeline",
     shared=_shared_history,
     tables=("stage_history", "opportunities"),
+    optional_tables=("fx_rates",),
     policies=(
         Policy(
             "close_window",
@@ -1485,10 +1631,11 @@ def _boundaries(scope: Scope) -> list[_dt.datetime]:
                 "any": "Salesforce 'open pipeline' historical trending without a close-date filter (revops.md §3.1)",
             },
         ),
+        _CURRENCY,
     ),
 )
 def pipeline_waterfall(
-    tables: Mapping[str, ir.Table], *, scope: Scope, close_window: str
+    tables: Mapping[str, ir.Table], *, scope: Scope, close_window: str, reporting_currency: str
 ) -> ir.Table:
     """Pipeline bridge per period: start + new + pulled_in − pushed − won − lost + changed = end.
 
@@ -1502,23 +1649,43 @@ def pipeline_waterfall(
     ``changed`` (amount changes of deals in at both ends). A deal created and closed
     within one period never shows. ``check`` is the identity's residual (0).
 
+    Amounts are in ``reporting_currency``: a stage-history amount is in its deal's
+    ``opportunities.currency`` and is converted at the rate of the deal's creation day
+    (the latest ``fx_rates`` row on or before it), the rule every pipeline metric applies
+    to an open deal, and every deal in the pipeline is open. One rate per deal, so a
+    rate move never shows as a movement (ChartMogul creates no movement for currency
+    fluctuation, revops.md §1.2). An amount that cannot be known (none on the row in
+    force, or no rate for its currency) adds nothing to the figures and is counted in the
+    ``*_without_amount`` column of the movement (or end) it is in, never read as 0
+    silently; the identity holds over the known amounts (an amount that becomes known
+    while the deal stays in is a ``changed``, counted in ``changed_without_amount``).
+
     Parameters
     ----------
     tables
-        Canonical tables by name: stage_history, opportunities.
+        Canonical tables by name: stage_history, opportunities (optional: fx_rates).
     scope
         Grouping (``by``, ``period``), window (``start``, ``end``) and ``as_of``.
     close_window
         scope: the pipeline is the open deals whose close date (as known at each boundary)
         lies in [start, end), so close-date moves across its edges are pulled in / pushed.
         any: every open deal, whatever its close date (no pushes). Default 'scope'.
+    reporting_currency
+        ISO 4217 code amounts are converted to. Default 'USD'.
 
     Returns
     -------
     ibis.Table
         Unexecuted; columns [by,] period (start of the period), period_end, start, new,
-        pulled_in, pushed, won, lost, changed, end, check, deals_start, deals_end,
-        end_without_amount.
+        pulled_in, pushed, won, lost, changed, end, check, deals_start, deals_end, and the
+        deals whose amount is unknown: start_without_amount, new_without_amount,
+        pulled_in_without_amount, pushed_without_amount, won_without_amount,
+        lost_without_amount, changed_without_amount, end_without_amount.
+
+    References
+    ----------
+    revops.md §2.8 (pipeline waterfall, github.com/boomii/bdw/issues/277); §1.8 and
+    §1.2 (conversion at a fixed date, no FX movements); §3.6 (as-of rebuilds).
     """
     bounds = _boundaries(scope)
     win_start, win_end = _as_datetime(scope.start), _as_datetime(scope.end)
@@ -1536,6 +1703,11 @@ def pipeline_waterfall(
     # a deal closed by the previous boundary is out at both ends of the period: it moves
     # nothing, so its rows are dropped before pairing each period's start with its end
     s = s.filter(s.closed_at.isnull() | (s.closed_at > s.b_prev))
+    rate = _deal_rates(tables, reporting_currency)
+    s = s.left_join(rate, s.opportunity_id == rate.__rid)
+    # a deal without an opportunities row has no known currency: its amount is kept, as
+    # to_reporting_currency keeps an amount without a currency
+    s = s.mutate(__amt=s.amount * ibis.ifelse(s.__rid.isnull(), 1.0, s.__rate))
     open_at = s.closed_at.isnull() | (s.closed_at > s.b)
     if close_window == "scope":
         inside = (s.close_date >= as_timestamp(win_start)) & (s.close_date < as_timestamp(win_end))
@@ -1548,11 +1720,13 @@ def pipeline_waterfall(
         "closed_at",
         first_at=s._first_at,
         inn=open_at,
-        amt=s.amount.coalesce(0.0),
-        no_amt=s.amount.isnull(),
+        amt=s.__amt.coalesce(0.0),
+        no_amt=s.__amt.isnull(),
     )
     ends = s.filter(s.bidx >= 1).mutate(idx=s.bidx - 1)
-    starts = s.select(__oid=s.opportunity_id, __idx=s.bidx, in_s=s.inn, amt_s=s.amt)
+    starts = s.select(
+        __oid=s.opportunity_id, __idx=s.bidx, in_s=s.inn, amt_s=s.amt, no_amt_s=s.no_amt
+    )
     m = ends.left_join(starts, (ends.opportunity_id == starts.__oid) & (ends.idx == starts.__idx))
     iv = ibis.memtable(
         {
@@ -1566,37 +1740,35 @@ def pipeline_waterfall(
     in_s = m.in_s.coalesce(False)
     in_e = m.inn
     amt_s = m.amt_s.coalesce(0.0)
+    no_s, no_e = m.no_amt_s.coalesce(False), m.no_amt
     closed = m.closed_at.notnull() & (m.closed_at <= m.b_to)
     zero = ibis.literal(0.0)
-    m = m.mutate(
-        __start=ibis.ifelse(in_s, amt_s, zero),
-        __end=ibis.ifelse(in_e, m.amt, zero),
-        __new=ibis.ifelse(~in_s & in_e & (m.first_at > m.b_from), m.amt, zero),
-        __pulled=ibis.ifelse(~in_s & in_e & (m.first_at <= m.b_from), m.amt, zero),
-        __pushed=ibis.ifelse(in_s & ~in_e & ~closed, amt_s, zero),
-        __won=ibis.ifelse(in_s & ~in_e & closed & (m.status == "won"), amt_s, zero),
-        __lost=ibis.ifelse(in_s & ~in_e & closed & (m.status != "won"), amt_s, zero),
-        __changed=ibis.ifelse(in_s & in_e, m.amt - amt_s, zero),
-    )
+    # each movement: (when it applies, the amount it moves, whether that amount is unknown)
+    moves = {
+        "start": (in_s, amt_s, no_s),
+        "new": (~in_s & in_e & (m.first_at > m.b_from), m.amt, no_e),
+        "pulled_in": (~in_s & in_e & (m.first_at <= m.b_from), m.amt, no_e),
+        "pushed": (in_s & ~in_e & ~closed, amt_s, no_s),
+        "won": (in_s & ~in_e & closed & (m.status == "won"), amt_s, no_s),
+        "lost": (in_s & ~in_e & closed & (m.status != "won"), amt_s, no_s),
+        "changed": (in_s & in_e, m.amt - amt_s, no_s | no_e),
+        "end": (in_e, m.amt, no_e),
+    }
     agg = m.group_by(["idx", *dims]).aggregate(
-        start=m.__start.sum(),
-        new=m.__new.sum(),
-        pulled_in=m.__pulled.sum(),
-        pushed=m.__pushed.sum(),
-        won=m.__won.sum(),
-        lost=m.__lost.sum(),
-        changed=m.__changed.sum(),
-        end=m.__end.sum(),
+        **{k: ibis.ifelse(when, amount, zero).sum() for k, (when, amount, _) in moves.items()},
         deals_start=in_s.sum().cast(dt.int64),
         deals_end=in_e.sum().cast(dt.int64),
-        end_without_amount=(in_e & m.no_amt).sum().cast(dt.int64),
+        **{
+            f"{k}_without_amount": (when & unknown).sum().cast(dt.int64)
+            for k, (when, _, unknown) in moves.items()
+        },
     )
     spine = iv
     if dims:
         spine = iv.cross_join(spine_dims)
     out = attach(spine, agg, ["idx", *dims])
     figures = ["start", "new", "pulled_in", "pushed", "won", "lost", "changed", "end"]
-    counts = ["deals_start", "deals_end", "end_without_amount"]
+    counts = ["deals_start", "deals_end", *[f"{k}_without_amount" for k in figures]]
     out = out.mutate(
         **{c: out[c].coalesce(0.0) for c in figures}, **{c: out[c].coalesce(0) for c in counts}
     )

@@ -20,7 +20,19 @@ LEFT_OUT_COLUMNS: Mapping[str, str] = {
     "won_without_amount": "won deals without an amount (or FX rate) are left out of the amounts",
     "lost_without_amount": "lost deals without an amount are left out of the amounts",
     "open_without_amount": "open deals without an amount are left out of the pipeline",
-    "end_without_amount": "deals without an amount are left out of the bridge",
+    "start_without_amount": "deals without an amount (or FX rate) are left out of the bridge",
+    "new_without_amount": "new deals without an amount (or FX rate) are left out of the bridge",
+    "pulled_in_without_amount": (
+        "deals pulled in without an amount (or FX rate) are left out of the bridge"
+    ),
+    "pushed_without_amount": "deals pushed without an amount (or FX rate) are left out of the bridge",
+    "end_without_amount": "deals without an amount (or FX rate) are left out of the bridge",
+    "closed_without_date": (
+        "won or lost deals without a closed_at are in no period's figures (add their close dates)"
+    ),
+    "closed_before_created": (
+        "won deals closed before they were created are left out of the cycle statistics"
+    ),
     "contacted_before_created": "leads touched before their creation date are left out",
     "unknown_interval": "subscription rows with an unknown billing interval make MRR null",
     "missing_rate": (
@@ -29,29 +41,36 @@ LEFT_OUT_COLUMNS: Mapping[str, str] = {
     ),
 }
 
-#: Metrics whose rows are finer than their groups (one per bucket) and repeat the
-#: group's counts on each row: a total counts each group once.
-GROUP_LEVEL: Mapping[str, tuple[str, ...]] = {
-    "conversion_by_response_time": ("immature_leads", "contacted_before_created"),
+#: Counts a metric repeats on several rows, by metric and column: ``group`` (on each row
+#: of a ``by`` and ``period`` group: one per response bucket) or ``by`` (on each row of a
+#: ``by`` group, every period alike: deals that no period can hold). A total counts each
+#: group once.
+GROUP_LEVEL: Mapping[str, Mapping[str, str]] = {
+    "conversion_by_response_time": {"immature_leads": "group", "contacted_before_created": "group"},
+    **{
+        name: {"closed_without_date": "by"}
+        for name in ("average_deal_size", "win_rate", "sales_cycle", "pipeline_velocity")
+    },
 }
 
 
-def left_out(
-    metric: str, frame: pd.DataFrame, keys: Sequence[str] = ()
-) -> list[tuple[str, int, str]]:
-    """``(column, rows, meaning)`` for each column of ``frame`` that counts rows a figure of
-    ``metric`` left out (:data:`LEFT_OUT_COLUMNS`) and is not 0.
+def left_out(metric: str, frame: pd.DataFrame, by: str | None = None) -> list[tuple[str, int, str]]:
+    """``(column, rows, meaning)`` for each column of ``frame`` (a computed result of
+    ``metric``, grouped by ``by``) that counts rows a figure left out
+    (:data:`LEFT_OUT_COLUMNS`) and is not 0.
 
-    A count the metric repeats on each row of a group (``GROUP_LEVEL``) is taken once per
-    group of ``keys`` (the ``by`` and ``period`` columns present).
+    A count the metric repeats on several rows (:data:`GROUP_LEVEL`) is taken once per
+    group: per ``by`` and ``period`` value, or per ``by`` value.
     """
     out = []
     for col, text in LEFT_OUT_COLUMNS.items():
         if col not in frame.columns:
             continue
         values = frame
-        if col in GROUP_LEVEL.get(metric, ()):
-            group = [k for k in keys if k in frame.columns]
+        level = GROUP_LEVEL.get(metric, {}).get(col)
+        if level is not None:
+            keys: Sequence[str] = [by, "period"] if level == "group" else [by]
+            group = [k for k in keys if k is not None and k in frame.columns]
             values = frame.drop_duplicates(subset=group) if group else frame.head(1)
         n = int(pd.to_numeric(values[col], errors="coerce").fillna(0).sum())
         if n > 0:

@@ -1024,11 +1024,8 @@ def _benchmark_items(
 
 
 def _warnings(name: str, frame: pd.DataFrame) -> list[str]:
-    """A sentence per column counting rows a figure left out (``report._format.left_out``)."""
-    keys = [k for k in ("period", "month") if k in frame.columns]
-    return [
-        f"{fmt_count(n)} {text} ({col})." for col, n, text in metrics.left_out(name, frame, keys)
-    ]
+    """A sentence per column counting rows a figure left out (:func:`metrics.left_out`)."""
+    return [f"{fmt_count(n)} {text} ({col})." for col, n, text in metrics.left_out(name, frame)]
 
 
 def _marks(
