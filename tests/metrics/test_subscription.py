@@ -104,10 +104,19 @@ _CHECKS = {
             "customer_churn_rate", _UNBOUND, period="month", convention="stripe", **p
         ).table
     ),
+    "customer_churn_rate_chartmogul": lambda p: (
+        metrics.compute("customer_churn_rate", _UNBOUND, period="month", **p).table
+    ),
     # over a quarter a customer counts once (distinct customers at its start that
-    # churned in it), so the ChartMogul rate stays in [0, 1] unless count_both adds joiners
+    # churned in it); count_both adds the joiners that churned to both terms
     "customer_churn_rate_quarter": lambda p: (
         metrics.compute("customer_churn_rate", _UNBOUND, period="quarter", **p).table
+    ),
+    # Stripe counts churn events over the customers at the start plus every arrival
+    "customer_churn_rate_stripe_quarter": lambda p: (
+        metrics.compute(
+            "customer_churn_rate", _UNBOUND, period="quarter", convention="stripe", **p
+        ).table
     ),
     "grr": lambda p: metrics.compute("grr", _UNBOUND, period="month", **p).table,
     "mrr_churn_rate": lambda p: (
@@ -169,12 +178,87 @@ def test_mrr_identity_holds_every_month_on_random_histories(mcon, rows, which):
     )
     assert ((bridge - moves.end_mrr).abs() <= 1e-6).all()
     assert moves.new.sum() + moves.reactivation.sum() >= led.new_churn.sum() - 1e-9
-    checks = ["customer_churn_rate", "grr", "mrr_churn_rate"]
-    if POLICY_SETS[which]["same_period_new_churn"] != "count_both":
-        checks.append("customer_churn_rate_quarter")
+    # every convention x same_period_new_churn policy (count_both included) is a rate
+    checks = [
+        "customer_churn_rate",
+        "customer_churn_rate_chartmogul",
+        "customer_churn_rate_quarter",
+        "customer_churn_rate_stripe_quarter",
+        "grr",
+        "mrr_churn_rate",
+    ]
     for check in checks:
         v = run(check).value.dropna()
         assert ((v >= -1e-9) & (v <= 1 + 1e-9)).all(), (check, v)
+
+
+@st.composite
+def churn_histories(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Few customers, many of them joining and leaving within weeks (and coming back):
+    the histories where joiners outnumber the customers at a period's start."""
+    rows = []
+    for i in range(draw(st.integers(1, 8))):
+        start = dt.datetime(2024, 1, 1) + dt.timedelta(days=draw(st.integers(0, 120)))
+        length = draw(st.one_of(st.none(), st.integers(1, 25), st.integers(1, 150)))
+        rows.append(
+            {
+                "customer_id": f"c{draw(st.integers(0, 5))}",
+                "subscription_id": f"s{i}",
+                "item_id": "i",
+                "starts_at": start,
+                "ends_at": None if length is None else start + dt.timedelta(days=length),
+                "cancelled_at": None,
+                "amount": 100.0,
+                "interval": "month",
+                "interval_count": 1,
+                "quantity": 1.0,
+                "discount": 0.0,
+                "currency": "USD",
+                "status": "active",
+            }
+        )
+    return rows
+
+
+_RATE_CHECKS = [
+    (convention, spnc, period)
+    for convention in ("chartmogul", "stripe")
+    for spnc in ("exclude", "count_both", "ignore")
+    for period in ("month", "quarter")
+] + [("profitwell", "ignore", "quarter"), ("chartmogul", "count_both", None)]
+
+
+@functools.cache
+def _rate_sql(check: tuple[str, str, str | None]) -> str:
+    convention, spnc, period = check
+    kw = {"period": period} if period else {"start": "2024-01-01"}
+    t = metrics.compute(
+        "customer_churn_rate",
+        {"subscriptions": ibis.table(TABLES["subscriptions"].schema(), name="r_subs")},
+        convention=convention,
+        same_period_new_churn=spnc,
+        **kw,
+    ).table
+    return str(ibis.to_sql(t, dialect="duckdb"))
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=churn_histories())
+def test_customer_churn_rate_is_a_share_under_every_convention_and_policy(mcon, rows):
+    """churned <= customers, so the rate is in [0, 1], for chartmogul, stripe and profitwell
+    under exclude, count_both and ignore, per month, per quarter and over a window: a
+    customer counted in the numerator is in the denominator."""
+    mcon.create_table("r_subs", _subs(rows), overwrite=True)
+    for check in _RATE_CHECKS:
+        got = mcon.raw_sql(_rate_sql(check)).df()
+        assert (got.churned <= got.customers).all(), (check, got)
+        v = got.value.dropna()
+        assert ((v >= 0) & (v <= 1)).all(), (check, got)
 
 
 def _one(con: Any, rows: list[dict[str, Any]], metric: str, **kw: Any) -> pd.DataFrame:
@@ -389,3 +473,48 @@ def test_cohort_empirical_ltv_refuses_grouping(mcon):
     t = {"subscriptions": mcon.create_table("l_subs", _subs([_ROW]), overwrite=True)}
     with pytest.raises(ConfigError, match="cohort_empirical"):
         metrics.compute("ltv", t, method="cohort_empirical", period="month")
+
+
+_SPAN_ROWS = [
+    _ROW,
+    {**_ROW, "customer_id": "c0", "subscription_id": "s0", "starts_at": "2023-01-01"},
+    {
+        **_ROW,
+        "customer_id": "c2",
+        "subscription_id": "s2",
+        "starts_at": "2024-01-15",
+        "ends_at": "2024-03-10",
+    },
+]
+_SPAN_CASES = [
+    *[
+        pytest.param(name, {}, id=name)
+        for name in SUBSCRIPTION_METRICS
+        if name != "cohort_retention"  # one row per cohort and age, no period
+    ],
+    pytest.param("customer_churn_rate", {"convention": "b2c_daily"}, id="b2c_daily"),
+    pytest.param("nrr", {"variant": "yoy"}, id="nrr_yoy"),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), _SPAN_CASES)
+def test_a_period_clipped_by_the_window_states_the_months_it_covers(mcon, name, params):
+    """--period quarter --start 2024-02-01 --end 2024-06-01: each row keeps the calendar
+    quarter's label (period 2024-01-01, as win_rate and every other metric label it) and
+    states the months it covers: February-March for Q1, April-May for Q2 (period_end is
+    exclusive, like --end)."""
+    t = {"subscriptions": mcon.create_table("q_subs", _subs(_SPAN_ROWS), overwrite=True)}
+    result = metrics.compute(
+        name, t, period="quarter", start="2024-02-01", end="2024-06-01", **params
+    )
+    got = mcon.execute(result.table)
+    keys = ["period", "period_start", "period_end"]
+    assert list(got.columns[:3]) == keys
+    spans = [tuple(str(pd.Timestamp(v).date()) for v in row) for row in got[keys].to_numpy()]
+    assert spans == [
+        ("2024-01-01", "2024-02-01", "2024-04-01"),
+        ("2024-04-01", "2024-04-01", "2024-06-01"),
+    ]
+    # without --period there is one figure over the window and no span columns
+    whole = mcon.execute(metrics.compute(name, t, start="2024-02-01", **params).table)
+    assert "period_start" not in whole.columns

@@ -45,6 +45,7 @@ __all__ = [
     "last_month_index",
     "ledger_key",
     "ledger_months",
+    "month_date",
     "month_index",
     "months_key",
     "normalised_subscriptions",
@@ -150,6 +151,11 @@ def month_index(ts: ir.Value) -> ir.IntegerValue:
 
 def _index_date(idx: ir.IntegerValue) -> ir.DateValue:
     return ibis.date((idx // 12).cast(dt.int32), (idx % 12 + 1).cast(dt.int32), 1)
+
+
+def month_date(idx: ir.IntegerValue) -> ir.DateValue:
+    """The first day of month index ``idx``: the inverse of :func:`month_index`."""
+    return _index_date(idx)
 
 
 def _py_index(value: DateLike) -> tuple[int, bool]:
@@ -842,7 +848,9 @@ def aggregate_ledger(ledger: ir.Table, scope: Scope, *, by: ir.Table | None = No
     ``new_customers``, ``churned_customers`` (active at a month's start, gone at its end),
     ``new_churned_customers``, ``reactivated_customers``, ``unknown_interval``,
     ``missing_rate``, ``reconciles`` (every customer-month reconciles and the totals do),
-    ``months``. What rests on a customer-month of unknown MRR is null, never a silent 0:
+    ``months``, ``period_start`` and ``period_end`` (the first day of the first month the
+    row covers and of the month after its last: a period clipped by the window or by the
+    data covers fewer months than its calendar label says). What rests on a customer-month of unknown MRR is null, never a silent 0:
     the start (MRR and customers) when the first month's start is unknown, the end when
     the last month's end is, the flows and other counts when any month's is.
     """
@@ -889,6 +897,8 @@ def aggregate_months(monthly: ir.Table, scope: Scope) -> ir.Table:
         unknown_end=monthly.unknown_end.argmax(monthly.idx),
         all_reconcile=monthly.all_reconcile.all(),
         months=monthly.count(),
+        first_idx=monthly.idx.min(),
+        last_idx=monthly.idx.max(),
     )
     # what rests on a customer-month of unknown MRR is null: the period's start (its
     # first month's start), its end (its last month's end), and the flows and counts
@@ -918,28 +928,41 @@ def aggregate_months(monthly: ir.Table, scope: Scope) -> ir.Table:
         reconciles=agg.all_reconcile
         & ((total - agg.end_mrr).abs() <= _EPS * (1.0 + agg.end_mrr.abs()))
     )
-    agg = agg.drop("all_reconcile", "unknown", "unknown_start", "unknown_end")
+    # the months a row covers, the same for every group of a period: the ledger's months
+    # (from the data's first month to the last of the data or of the window) inside the
+    # period and the window. A window that does not start or end on the period's
+    # boundary clips the period, which keeps its calendar label, as every metric's does
+    w = ibis.window(group_by=agg.period) if scope.period is not None else ibis.window()
+    agg = agg.mutate(
+        period_start=_index_date(agg.first_idx.min().over(w)),
+        period_end=_index_date(agg.last_idx.max().over(w) + 1),
+    )
+    agg = agg.drop(
+        "all_reconcile", "unknown", "unknown_start", "unknown_end", "first_idx", "last_idx"
+    )
     return agg.order_by(gkeys) if gkeys else agg
 
 
 def period_churned_customers(
-    ledger: ir.Table, scope: Scope, *, by: ir.Table | None = None, count_both: bool = False
+    ledger: ir.Table, scope: Scope, *, by: ir.Table | None = None
 ) -> ir.Table:
-    """Distinct customers churned per ``[by, period]`` (or in the whole window), the
-    numerator of the ChartMogul B2B customer churn rate over any span of months.
+    """Distinct customers churned per ``[by, period]`` (or in the whole window): the
+    terms of the ChartMogul B2B customer churn rate over any span of months.
 
-    A customer counts once when it was paying at the period's start (MRR > 0 at the end
-    of the month before its first month) and churned (went from MRR > 0 to 0) in one of
-    its months, even when it came back later in the period (ChartMogul B2B and Tidemill:
-    churned ∈ C_start, ``shared/reference/revops.md`` §1.4). A customer that joined
-    inside the period and churned in it is left out, unless ``count_both``, which adds
-    it (and a same-month flicker). Over a single month this is the month's
-    ``churned_customers`` (+ ``new_churned_customers`` with ``count_both``); summing the
-    months of a quarter instead would count a customer twice, or one that joined in its
-    first month, and let the rate pass 1.
+    ``churned``: customers paying at the period's start (MRR > 0 at the end of the month
+    before its first month) that churned (went from MRR > 0 to 0) in one of its months,
+    each once, even when it came back later in the period (ChartMogul B2B and Tidemill:
+    churned ∈ C_start, ``shared/reference/revops.md`` §1.4). ``joined_churned``: the
+    other customers that churned in the period, or were new and churned inside one of its
+    months (``new_churn``, none under ``same_period_new_churn=ignore``): they joined in
+    the period (as new business or a reactivation) and churned in it, each once. Over a
+    single month they are the month's ``churned_customers`` and
+    ``new_churned_customers``; summing the months of a quarter instead would count a
+    customer twice, or one that joined in its first month as if it were at the start.
 
-    Output: [by,] [period,] ``churned``. The ledger is dense (a row per customer and
-    month from its first), so a customer's first row in a period holds its start.
+    Output: [by,] [period,] ``churned``, ``joined_churned``. The ledger is dense (a row
+    per customer and month from its first), so a customer's first row in a period holds
+    its start.
     """
     led = ledger
     keys: list[str] = []
@@ -956,11 +979,12 @@ def period_churned_customers(
         churned=((led.start_mrr > _EPS) & (led.end_mrr <= _EPS)).fill_null(False).any(),
         flicker=(led.new_churn > _EPS).fill_null(False).any(),
     )
-    counted = per.churned | per.flicker if count_both else per.at_start & per.churned
-    per = per.mutate(counted=counted.cast(dt.int64))
-    if keys:
-        return per.group_by(keys).aggregate(churned=per.counted.sum())
-    return per.aggregate(churned=per.counted.sum())
+    per = per.mutate(
+        c0=(per.at_start & per.churned).cast(dt.int64),
+        cj=(~per.at_start & (per.churned | per.flicker)).cast(dt.int64),
+    )
+    aggs = {"churned": per.c0.sum(), "joined_churned": per.cj.sum()}
+    return per.group_by(keys).aggregate(**aggs) if keys else per.aggregate(**aggs)
 
 
 def customer_attribute(subscriptions: ir.Table, column: str) -> ir.Table:
@@ -977,14 +1001,35 @@ def customer_attribute(subscriptions: ir.Table, column: str) -> ir.Table:
     return s.group_by("customer_id").aggregate(s[column].max().name(column))
 
 
-def daily_churn(rows: ir.Table) -> ir.Table:
-    """Days on which paying customers churn, and how many were active at each day's start.
+def daily_churn(rows: ir.Table, scope: Scope, *, last_month_only: bool = False) -> ir.Table:
+    """Every day of the window, the paying customers that churned on it and those active
+    at its start: the terms of ChartMogul's B2C daily churn rate (revops.md §1.4).
 
     Input: :func:`normalised_subscriptions` rows. A customer's rows with MRR > 0 are merged
     into spans of continuous activity (gaps and islands); a span's end day is a churn day.
-    Output: ``day`` (date), ``churned`` (spans ending that day), ``active_start`` (customers
-    active at the day's first instant), ``month`` (its month's first day), ``idx``.
+    The days are those of the ledger's months (:func:`customer_ledger`: from the data's
+    first month to its last, or to the window's ``end``) from ``scope.start`` on, up to
+    ``scope.as_of``'s day; with ``last_month_only`` those of the last month alone. A day
+    without churn has a row too (``churned`` 0), so a period's days are all there.
+    Output: ``day`` (date), ``churned`` (spans ending that day), ``active_start``
+    (customers active at the day's first instant), ``month`` (its month's first day),
+    ``idx``.
     """
+    cal = _calendar(rows, scope)[0]
+    if last_month_only:
+        cal = cal.filter(cal.idx == cal.idx.max().as_scalar())
+    first = start_index(scope)
+    if first is not None:
+        cal = cal.filter(cal.idx >= first)
+    cal = cal.select(
+        "idx",
+        lo=_index_date(cal.idx),
+        n=_index_date(cal.idx + 1).delta(_index_date(cal.idx), unit="day"),
+    )
+    days = cal.select("idx", "lo", k=ibis.range(0, cal.n).unnest())
+    days = days.select(day=(days.lo + days.k.as_interval("D")).cast(dt.timestamp).date())
+    if scope.as_of is not None:
+        days = days.filter(days.day <= ibis.literal(scope.as_of).cast(dt.date))
     paid = rows.filter(rows.mrr_local > _EPS)
     paid = paid.select(
         "customer_id",
@@ -1004,14 +1049,22 @@ def daily_churn(rows: ir.Table) -> ir.Table:
     spans = paid.group_by(["customer_id", "island"]).aggregate(
         start=paid.start.min(), end=paid.end_.max()
     )
-    starts = spans.select(day=spans.start, delta=ibis.literal(1), ended=ibis.literal(0))
+    one, zero = ibis.literal(1, dt.int64), ibis.literal(0, dt.int64)
+    starts = spans.select(day=spans.start, delta=one, ended=zero, in_window=zero)
     ends = spans.filter(spans.end < far).select(
-        day=spans.end, delta=ibis.literal(-1), ended=ibis.literal(1)
+        day=spans.end, delta=-one, ended=one, in_window=zero
     )
-    ev = starts.union(ends).group_by("day").aggregate(delta=_.delta.sum(), churned=_.ended.sum())
+    # the window's days join the events (delta 0), so every day gets its running count
+    grid = days.select("day", delta=zero, ended=zero, in_window=one)
+    ev = (
+        starts.union(ends)
+        .union(grid)
+        .group_by("day")
+        .aggregate(delta=_.delta.sum(), churned=_.ended.sum(), in_window=_.in_window.max())
+    )
     w_before = ibis.window(order_by=ev.day, rows=(None, -1))
     ev = ev.mutate(active_start=ev.delta.sum().over(w_before).fill_null(0))
-    ev = ev.filter(ev.churned > 0)
+    ev = ev.filter(ev.in_window > 0)
     return ev.select(
         "day",
         "churned",

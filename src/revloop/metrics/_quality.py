@@ -9,7 +9,7 @@ same thing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -69,7 +69,7 @@ def left_out(metric: str, frame: pd.DataFrame, by: str | None = None) -> list[tu
         values = frame
         level = GROUP_LEVEL.get(metric, {}).get(col)
         if level is not None:
-            keys: Sequence[str] = [by, "period"] if level == "group" else [by]
+            keys = [by, "period"] if level == "group" else [by]
             group = [k for k in keys if k is not None and k in frame.columns]
             values = frame.drop_duplicates(subset=group) if group else frame.head(1)
         n = int(pd.to_numeric(values[col], errors="coerce").fillna(0).sum())

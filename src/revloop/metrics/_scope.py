@@ -34,8 +34,7 @@ def scoped(table: ir.Table, anchor: str, scope: Scope, *, table_name: str) -> ir
     if scope.by is not None and scope.by not in table.columns:
         shown = [c for c in table.columns if not c.startswith("_")]  # not revloop's own
         raise SchemaError(
-            f"cannot group {table_name} by {scope.by!r}: it has {shown}. "
-            "Pass one of those as --by."
+            f"cannot group {table_name} by {scope.by!r}: it has {shown}. Pass one of those as --by."
         )
     t = table
     col = t[anchor]

@@ -25,7 +25,7 @@ from revloop.metrics._mrr import (
     customer_months,
     daily_churn,
     last_month,
-    last_month_index,
+    month_date,
     month_index,
     normalised_subscriptions,
     period_churned_customers,
@@ -35,7 +35,7 @@ from revloop.metrics._mrr import (
     totals_key,
 )
 from revloop.metrics._registry import Benchmark, Policy, Scope, SharedBuild, metric
-from revloop.metrics._scope import period_start
+from revloop.metrics._scope import attach, period_start
 
 __all__ = [
     "arpa",
@@ -87,7 +87,22 @@ def _ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
 
 
 def _front(t: ir.Table, scope: Scope, cols: list[str]) -> ir.Table:
-    return t.select(*_keys(scope), *cols)
+    """The keys, per period the months it covers (``period_start``, ``period_end``:
+    the first day of its first month and of the month after its last), then ``cols``.
+
+    ``period`` is the calendar period's first day, as for every metric; a window that
+    does not start or end on the period's boundary, or data that ends inside it, clip
+    the period, and the span says so.
+    """
+    span = ["period_start", "period_end"] if scope.period is not None else []
+    return t.select(*_keys(scope), *span, *cols)
+
+
+def _spans(t: ir.Table, idx: ir.IntegerValue) -> ir.Table:
+    """``period``, ``period_start``, ``period_end`` of the months ``idx`` of ``t`` per period."""
+    return t.group_by("period").aggregate(
+        period_start=month_date(idx.min()), period_end=month_date(idx.max() + 1)
+    )
 
 
 @metric(
@@ -243,11 +258,15 @@ def _profitwell_ignores_new_churn(
             "chartmogul",
             ("chartmogul", "b2c_daily", "stripe", "profitwell"),
             doc=(
-                "chartmogul: customers churned in the period ÷ customers at its start; "
+                "chartmogul: customers at the period's start that churned in it ÷ customers "
+                "at its start; "
                 "b2c_daily: Σ over days of churned that day ÷ active at the day's start; "
-                "stripe: churned ÷ (customers at start + new customers in the period); "
+                "stripe: churn events ÷ (customers at start + new and returning customers "
+                "in the period); "
                 "profitwell: as chartmogul, with customers new and churned in one month "
-                "never counted (same_period_new_churn=ignore is forced)."
+                "never counted (same_period_new_churn=ignore is forced). Customers that "
+                "joined and churned in the period are in both terms (count_both) or in "
+                "neither (exclude, ignore)."
             ),
             sources={
                 "chartmogul": "ChartMogul B2B customer churn rate (revops.md §1.4)",
@@ -274,49 +293,94 @@ def customer_churn_rate(
     """Customer (logo) churn rate per period.
 
     A customer churns when its MRR goes from > 0 to 0 (all of its subscriptions end).
-    Output: [by, period,] value (the rate), churned (numerator), customers (denominator).
+    Output: [by, period, period_start, period_end,] value (the rate), churned
+    (numerator), customers (denominator); b2c_daily: value, churned, days.
 
-    ``chartmogul`` and ``profitwell`` count customers, over any span of months: those
-    paying at the period's start that churned in it, each once
-    (:func:`~revloop.metrics._mrr.period_churned_customers`), so the rate stays in
-    [0, 1]; ``same_period_new_churn=count_both`` adds the customers that joined in the
-    period and churned in it. ``stripe`` counts churn events, a returning customer that
-    churns again twice (Stripe, revops.md §1.4), over customers at the start plus the
-    new ones; ``count_both`` adds the same-month flickers to its numerator.
+    The conventions differ in what they count (``shared/reference/revops.md`` §1.4):
+
+    - ``chartmogul`` and ``profitwell`` count customers, over any span of months: those
+      paying at the period's start that churned in it, each once
+      (:func:`~revloop.metrics._mrr.period_churned_customers`), over the customers at its
+      start.
+    - ``stripe`` counts churn events (a returning customer that churns again counts
+      twice) over the customers at the start plus every subscriber that arrived in the
+      period (new business and reactivations: each churn event then has its subscriber
+      in the denominator).
+
+    ``same_period_new_churn`` says where the customers that joined in the period and
+    churned in it go, in both terms alike, so every rate stays in [0, 1]:
+
+    - ``exclude`` (ChartMogul B2B, the default) and ``ignore`` (ProfitWell, forced by
+      ``profitwell``): in neither term. Under ``stripe`` the arrivals that churned in the
+      period leave the denominator with their churn events.
+    - ``count_both`` (Stripe, Baremetrics since its update): in both. Under
+      ``chartmogul`` each such customer is added once to the numerator and to the
+      denominator; under ``stripe`` they already are (arrivals and their churn events).
+
+    Over one month the joiners that churned are the same-month flickers (``new_churn``);
+    over a quarter, a year or a window, any customer not paying at the start that
+    churned in it.
+
+    ChartMogul's example: 100 customers at the start, 10 of them cancel, 1 joins and
+    cancels: ``exclude`` gives 10/100; ``count_both`` (10 + 1) / (100 + 1); ``stripe``
+    with ``count_both`` 11 / (100 + 1 new) (tests/metrics/cases/subscription_rates.json).
+
+    References
+    ----------
+    ``shared/reference/revops.md`` §1.4 and §1.8 ("Same-period new + churn"): ChartMogul
+    B2B customer churn rate (help.chartmogul.com/hc/en-us/articles/203359321), Stripe
+    subscriber churn (support.stripe.com/questions/calculating-churn-rate-in-billing),
+    ProfitWell/Paddle (learn.profitwell.com), Baremetrics (changelog.baremetrics.com).
     """
     if convention == "b2c_daily":
         return _b2c_daily(tables, scope, policy)
     t = _totals(tables, scope, policy, rate=True)
     count_both = policy["same_period_new_churn"] == "count_both"
-    churned = t.churned_customers
-    if count_both:
-        churned = churned + t.new_churned_customers
-    customers = t.customers_start
-    if convention == "stripe":
-        customers = customers + t.new_customers
-    elif scope.period != "month" and not (scope.period is None and scope.start is None):
+    one_month = scope.period == "month" or (scope.period is None and scope.start is None)
+    # churn events: customers paying at a month's start and gone at its end, and
+    # same-month flickers (none under ignore)
+    events = t.churned_customers + t.new_churned_customers
+    if one_month:
+        at_start, joined = t.churned_customers, t.new_churned_customers
+    elif convention == "stripe" and count_both:
+        # Stripe's own rule reads the period's sums only (events over start + arrivals)
+        at_start = joined = ibis.literal(0, dt.int64)
+    else:
         # a span of several months: distinct customers (the sum of the months' counts
         # would count a customer churning twice, or joining and churning, in the span)
         ledger_policy = {k: policy[k] for k in _LEDGER_KEYS}
         led = customer_ledger(tables, scope=scope, **ledger_policy)
         by = None if scope.by is None else customer_attribute(tables["subscriptions"], scope.by)
-        c = period_churned_customers(led, scope, by=by, count_both=count_both)
-        keys = _keys(scope)
-        t = (
-            t.left_join(c.rename(span_churned="churned"), keys)
-            if keys
-            else t.cross_join(c.rename(span_churned="churned"))
-        )
-        t = t.drop(*[f"{k}_right" for k in keys if f"{k}_right" in t.columns])
-        # unknown MRR in the period leaves the count unknown (null), as the sums are
-        churned = ibis.ifelse(
-            t.churned_customers.isnull(), ibis.null(dt.int64), t.span_churned.fill_null(0)
-        )
+        c = period_churned_customers(led, scope, by=by)
+        t = attach(t, c.rename(span_churned="churned", span_joined="joined_churned"), _keys(scope))
+        # unknown MRR in the period leaves the counts unknown (null), as the sums are
+        unknown = t.churned_customers.isnull()
+        null = ibis.null(dt.int64)
+        at_start = ibis.ifelse(unknown, null, t.span_churned.fill_null(0))
+        joined = ibis.ifelse(unknown, null, t.span_joined.fill_null(0))
+        events = t.churned_customers + t.new_churned_customers
+    if convention == "stripe":
+        arrivals = t.new_customers + t.reactivated_customers
+        if count_both:
+            churned, customers = events, t.customers_start + arrivals
+        else:  # the arrivals that churned in the period leave both terms
+            churned = at_start
+            customers = t.customers_start + arrivals - (events - at_start)
+    elif count_both:
+        churned, customers = at_start + joined, t.customers_start + joined
+    else:
+        churned, customers = at_start, t.customers_start
     t = t.mutate(value=_ratio(churned, customers), churned=churned, customers=customers)
     return _front(t, scope, ["value", "churned", "customers"])
 
 
 def _b2c_daily(tables: Mapping[str, ir.Table], scope: Scope, policy: Mapping[str, Any]) -> ir.Table:
+    """ChartMogul's B2C daily customer churn rate (revops.md §1.4): Σ over the period's
+    days of the customers that churned that day ÷ those active at its start (that is,
+    1 − customers still active at the day's end ÷ active at its start, the day's new
+    customers set apart). Every period of the window has a row: a period without churn
+    is 0, one without a customer active at any day's start null. ``days`` is the number
+    of days summed over: the period's days inside the window (up to ``as_of``'s day)."""
     if scope.by is not None:
         raise ConfigError("customer_churn_rate convention='b2c_daily' cannot be grouped --by.")
     if scope.period in ("day", "week"):
@@ -327,22 +391,27 @@ def _b2c_daily(tables: Mapping[str, ir.Table], scope: Scope, policy: Mapping[str
         discounts=policy["discounts"],
         scope=scope,
     )
-    d = daily_churn(rows)
-    if scope.period is None and scope.start is None:
-        # a rate with no window is the last month's, as for every other convention
-        d = d.filter(d.idx == last_month_index(rows, scope).as_scalar())
-    if scope.start is not None:
-        d = d.filter(d.day >= ibis.literal(scope.start).cast(dt.date))
-    if scope.end is not None:
-        d = d.filter(d.day < ibis.literal(scope.end).cast(dt.date))
-    if scope.as_of is not None:
-        d = d.filter(d.day <= ibis.literal(scope.as_of).cast(dt.date))
-    d = d.mutate(share=_ratio(d.churned, d.active_start))
-    aggs = {"value": _.share.sum(), "churned": _.churned.sum(), "days": _.count()}
+    # a rate with no window is the last month's, as for every other convention
+    last_only = scope.period is None and scope.start is None
+    d = daily_churn(rows, scope, last_month_only=last_only)
+    d = d.mutate(
+        share=ibis.ifelse(
+            d.active_start > 0, d.churned.cast(dt.float64) / d.active_start.cast(dt.float64), 0.0
+        )
+    )
     if scope.period is not None:
         d = d.mutate(period=period_start(d.day.cast(dt.timestamp), scope.period))
-        return d.group_by("period").aggregate(**aggs).order_by("period")
-    return d.aggregate(**aggs)
+    aggs = {
+        "value": ibis.ifelse(d.active_start.max() > 0, d.share.sum(), ibis.null(dt.float64)),
+        "churned": d.churned.sum(),
+        "days": d.count(),
+        "period_start": d.day.min(),
+        "period_end": d.day.max() + ibis.interval(days=1),
+    }
+    if scope.period is not None:
+        out = d.group_by("period").aggregate(**aggs)
+        return _front(out, scope, ["value", "churned", "days"]).order_by("period")
+    return d.aggregate(**aggs).select("value", "churned", "days")
 
 
 @metric(
@@ -434,7 +503,8 @@ def _retention(
     variant: str,
     reactivation: str,
 ) -> ir.Table:
-    """Per [by, period]: start (base MRR of existing customers), retained, retained_capped."""
+    """Per [by, period]: start (base MRR of existing customers), retained, retained_capped;
+    per period also the months it covers (period_start, period_end)."""
     ledger_policy = {k: policy[k] for k in _LEDGER_KEYS}
     led = customer_ledger(tables, scope=scope, history=True, **ledger_policy)
     if scope.period in ("day", "week"):
@@ -499,6 +569,7 @@ def _retention(
                     | (led.idx == hi) & led.end_mrr.isnull()
                 ).any(),
             )
+    spans = _spans(led, led.idx) if scope.period is not None else None
     kept = cust.end if reactivation == "include" else ibis.ifelse(cust.dipped, 0.0, cust.end)
     # an existing customer whose MRR at the base or the end is unknown (an unknown
     # interval, a missing exchange rate) makes the figure unknown: null, not a silent drop
@@ -532,6 +603,8 @@ def _retention(
             )
         }
     ).drop("unknown")
+    if spans is not None:
+        out = attach(out, spans, ["period"])
     return out.order_by(keys) if keys else out
 
 
@@ -713,6 +786,13 @@ def ltv(tables: Mapping[str, ir.Table], *, scope: Scope, method: str, **policy: 
     if scope.period is not None:
         m = m.mutate(period=period_start(m.month.cast(dt.timestamp), scope.period))
         keys = [*part, "period"]
+        # the months of the period the row covers (the same for every group)
+        wp = ibis.window(group_by=m.period)
+        idx = month_index(m.month)
+        m = m.mutate(
+            period_start=month_date(idx.min().over(wp)),
+            period_end=month_date(idx.max().over(wp) + 1),
+        )
     else:
         m = m.drop("period")
         keys = part
