@@ -276,3 +276,24 @@ def test_table_shows_brackets_as_text_not_markup(folder):
     r = runner.invoke(app, ["metrics", str(folder), "-m", "win_rate", "--by", "segment"])
     assert r.exit_code == 0, r.output
     assert "[b]SMB[/b]" in r.output
+
+
+def test_benchmarks_show_the_users_own_figure_when_comparable():
+    from revloop.cli._app import _yours
+    from revloop.metrics import Benchmark
+
+    nrr = Benchmark("median NRR (YoY)", 1.02, "share", "src", column="value", variant="yoy")
+    one = pd.DataFrame({"value": [1.2771], "customers": [10]})
+    # the benchmark is year over year: the interval variant's figure is not comparable
+    assert _yours(nrr, {"variant": "interval"}, one) == (
+        " · quoted for variant=yoy: add --param variant=yoy to compare"
+    )
+    assert _yours(nrr, {"variant": "yoy"}, one) == " · yours 1.277"
+    # one row per period: the column to read, not one figure
+    trend = pd.DataFrame({"value": [1.1, 1.2]})
+    assert _yours(nrr, {"variant": "yoy"}, trend) == " · yours: column value"
+    share = Benchmark("within 1 hour", 0.37, "share", "HBR", column="within_1h")
+    assert _yours(share, {}, pd.DataFrame({"within_1h": [0.35064]})) == " · yours 0.3506"
+    # no comparable column (an odds ratio between studies), or not in this output
+    assert _yours(Benchmark("odds", 21.0, "x", "MIT"), {}, one) == ""
+    assert _yours(share, {}, one) == ""

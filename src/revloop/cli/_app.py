@@ -8,11 +8,11 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import ibis
 import ibis.expr.types as ir
@@ -27,6 +27,9 @@ from revloop import attribution, engine
 from revloop.exceptions import RevloopError, SchemaError
 from revloop.ingest import read_dir, read_table
 from revloop.schema import ValidationReport, conform, schema, validate
+
+if TYPE_CHECKING:
+    from revloop.metrics import Benchmark
 
 __all__ = ["app", "main"]
 
@@ -510,10 +513,8 @@ def metric_payload(result: Any, df: pd.DataFrame) -> dict[str, Any]:
         row = records[0] if records else {}
         doc["value"] = row.pop("value", None)
         doc["stats"] = row
-    doc["benchmarks"] = [
-        {"label": b.label, "value": b.value, "unit": b.unit, "source": b.source}
-        for b in result.benchmarks
-    ]
+    # column (and variant): where the user's comparable figure is, when there is one
+    doc["benchmarks"] = [dataclasses.asdict(b) for b in result.benchmarks]
     return doc
 
 
@@ -590,8 +591,23 @@ def metrics_cmd(
         _print_table(df, title=f"{metric} ({policy})")
         for b in definition.benchmarks:
             console.print(
-                f"benchmark: {b.label}: {b.value:g} {b.unit} ({b.source})", highlight=False
+                f"benchmark: {b.label}: {b.value:g} {b.unit}{_yours(b, result.policy, df)} "
+                f"({b.source})",
+                highlight=False,
+                markup=False,
             )
+
+
+def _yours(b: Benchmark, policy: Mapping[str, Any], df: pd.DataFrame) -> str:
+    """`` · yours X`` beside benchmark ``b``: the user's figure in ``b.column`` of a
+    one-row result; else which column or policy to compare it with (``""``: none)."""
+    if b.column is None or b.column not in df.columns:
+        return ""
+    if b.variant is not None and policy.get("variant") != b.variant:
+        return f" · quoted for variant={b.variant}: add --param variant={b.variant} to compare"
+    if len(df) == 1:
+        return f" · yours {_cell(df[b.column].iloc[0])}"
+    return f" · yours: column {b.column}"
 
 
 def main() -> None:

@@ -666,15 +666,24 @@ def _km(base: ir.Table, keys: list[str]) -> ir.Table:
     ),
     benchmarks=(
         Benchmark(
-            "average first response among firms responding within 30 days", 42 * 60, "minutes", _HBR
+            "average first response among firms responding within 30 days",
+            42 * 60,
+            "minutes",
+            _HBR,
+            column="mean",
         ),
-        Benchmark("share of firms responding within 1 hour", 0.37, "share", _HBR),
-        Benchmark("share of firms never responding", 0.23, "share", _HBR),
+        Benchmark(
+            "share of firms responding within 1 hour", 0.37, "share", _HBR, column="within_1h"
+        ),
+        Benchmark(
+            "share of firms never responding", 0.23, "share", _HBR, column="never_contacted_share"
+        ),
         Benchmark(
             "share of 323 service businesses responding within 5 minutes",
             0.068,
             "share",
             "Chatpath 2017 (blog.chatpath.com/lead-response-time-study); small sample",
+            column="within_5m",
         ),
         Benchmark(
             "average first response, secret-shopper tests (secondary source)",
@@ -682,6 +691,7 @@ def _km(base: ir.Table, keys: list[str]) -> ir.Table:
             "minutes",
             "Forbes secret-shopper tests of 10,000+ companies, via "
             "ad-dictions.co.za/turn-leads-into-business (secondary source)",
+            column="mean",
         ),
         Benchmark(
             "odds of qualifying when contacted within 1 hour vs an hour later", 7.0, "x", _HBR
@@ -841,6 +851,7 @@ def _with_excluded(
             "share (over)",
             "InsideSales/MIT infographic (paperzz.com/doc/7077922): 'over 30% of leads are "
             "never contacted at all'",
+            column="never_attempted_share",
         ),
         Benchmark(
             "share of leads ever contacted, secret-shopper tests (secondary source)",
@@ -848,6 +859,7 @@ def _with_excluded(
             "share",
             "Forbes secret-shopper tests of 10,000+ companies, via "
             "ad-dictions.co.za/turn-leads-into-business (secondary source)",
+            column="value",
         ),
         Benchmark(
             "call attempts per lead, secret-shopper tests (secondary source)",
@@ -855,6 +867,7 @@ def _with_excluded(
             "attempts",
             "Forbes secret-shopper tests, via ad-dictions.co.za/turn-leads-into-business "
             "(secondary source)",
+            column="attempts_per_lead",
         ),
         Benchmark(
             "share of leads never called a second time",
@@ -960,6 +973,7 @@ def lead_contact_rate(
             "share",
             "Implisit (~500 US B2B companies), via pmg360.com/index.php/blog/"
             "189-b2b-lead-generation-conversion-rates and venncomm.com/news/2014/11",
+            column="value",
         ),
         Benchmark(
             "average days from lead to opportunity",
@@ -967,6 +981,7 @@ def lead_contact_rate(
             "days",
             "Implisit (~500 US B2B companies), via pmg360.com/index.php/blog/"
             "189-b2b-lead-generation-conversion-rates",
+            column="mean_days_to_opportunity",
         ),
     ),
 )

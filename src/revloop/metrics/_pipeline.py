@@ -902,6 +902,7 @@ def _unbounded(scope: Scope) -> Scope:
             3.0,
             "x",
             "winsabove.pages.dev/glossary/pipeline-coverage-ratio (revops.md §2.7)",
+            column="value",
         ),
     ),
 )

@@ -108,12 +108,21 @@ def null_spelling(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A published figure the user's own can be read against (with its source)."""
+    """A published figure the user's own can be read against (with its source).
+
+    ``column`` is the output column holding the user's comparable figure (``None``: none
+    is comparable, e.g. an odds ratio between studies); ``variant`` the ``variant`` policy
+    the figure is quoted under when it is not the metric's default (NRR and GRR
+    benchmarks are year over year: ``"yoy"``), so the user's own is read from that
+    variant's output.
+    """
 
     label: str
     value: float
     unit: str
     source: str
+    column: str | None = None
+    variant: str | None = None
 
 
 @dataclass(frozen=True)

@@ -443,6 +443,7 @@ def _b2c_daily(tables: Mapping[str, ir.Table], scope: Scope, policy: Mapping[str
             0.045,
             "share",
             "ChartMogul Gross MRR Churn Rate page: 4–5 % a month (revops.md §1.5)",
+            column="gross",
         ),
     ),
 )
@@ -637,12 +638,16 @@ _VARIANT = Policy(
             1.02,
             "share",
             "SaaS Capital 2023 B2B SaaS Retention Benchmarks (revops.md §1.10; verify)",
+            column="value",
+            variant="yoy",
         ),
         Benchmark(
             "median NRR, all SaaS (YoY)",
             1.00,
             "share",
             "SaaS Capital via atlasrosetta.com (revops.md §1.10, secondary)",
+            column="value",
+            variant="yoy",
         ),
     ),
 )
@@ -676,6 +681,8 @@ def nrr(
             0.90,
             "share",
             "SaaS Capital via atlasrosetta.com (revops.md §1.10, secondary)",
+            column="value",
+            variant="yoy",
         ),
     ),
 )

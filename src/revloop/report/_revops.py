@@ -26,7 +26,7 @@ import datetime as _dt
 import html
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, assert_never
 
 import ibis.expr.types as ir
@@ -88,9 +88,6 @@ class _Spec:
     unit: Unit
     what: str
     stats: tuple[_Stat, ...] = ()
-    #: benchmark label -> the column of the headline frame it compares with
-    #: (``"value@yoy"``: the headline of the year-over-year variant)
-    compare: Mapping[str, str] = field(default_factory=dict)
     #: further columns drawn on the trend beside ``value``
     trend_extra: tuple[_Stat, ...] = ()
     chart: Literal["line", "bars", "movements", "coverage"] = "line"
@@ -122,13 +119,6 @@ _SPECS: dict[str, _Spec] = {
             _s("never_contacted_share", "never contacted", "share"),
             _s("leads", "leads", "count"),
         ),
-        compare={
-            "average first response among firms responding within 30 days": "mean",
-            "share of firms responding within 1 hour": "within_1h",
-            "share of firms never responding": "never_contacted_share",
-            "share of 323 service businesses responding within 5 minutes": "within_5m",
-            "average first response, secret-shopper tests (secondary source)": "mean",
-        },
         trend_extra=(_s("mean", "mean", "minutes"),),
     ),
     "lead_contact_rate": _Spec(
@@ -142,11 +132,6 @@ _SPECS: dict[str, _Spec] = {
             _s("leads", "mature leads", "count"),
             _s("immature_leads", "immature leads", "count"),
         ),
-        compare={
-            "share of leads never contacted at all": "never_attempted_share",
-            "share of leads ever contacted, secret-shopper tests (secondary source)": "value",
-            "call attempts per lead, secret-shopper tests (secondary source)": "attempts_per_lead",
-        },
         trend_extra=(_s("never_attempted_share", "never attempted", "share"),),
     ),
     "lead_to_opportunity_rate": _Spec(
@@ -159,10 +144,6 @@ _SPECS: dict[str, _Spec] = {
             _s("mean_days_to_opportunity", "mean time to opportunity", "days"),
             _s("immature_leads", "immature leads", "count"),
         ),
-        compare={
-            "leads that convert to opportunities": "value",
-            "average days from lead to opportunity": "mean_days_to_opportunity",
-        },
     ),
     "conversion_by_response_time": _Spec(
         "Conversion by response time",
@@ -224,9 +205,6 @@ _SPECS: dict[str, _Spec] = {
             _s("win_rate", "win rate", "share"),
             _s("required_coverage", "required (1 ÷ win rate)", "ratio"),
         ),
-        compare={
-            "rule-of-thumb coverage (the inverse of a ~33% win rate, not survey-backed)": "value"
-        },
         trend_extra=(_s("required_coverage", "required (1 ÷ win rate)", "ratio"),),
         chart="coverage",
     ),
@@ -307,7 +285,6 @@ _SPECS: dict[str, _Spec] = {
             _s("net", "net of expansion", "share"),
             _s("start_mrr", "start MRR", "money"),
         ),
-        compare={"typical gross MRR churn per month above $10k MRR": "gross"},
         trend_extra=(_s("gross", "gross", "share"),),
     ),
     "quick_ratio": _Spec(
@@ -327,10 +304,6 @@ _SPECS: dict[str, _Spec] = {
             _s("retained_mrr", "retained MRR", "money"),
             _s("customers", "customers", "count"),
         ),
-        compare={
-            "median NRR, ACV $12–25k (YoY)": "value@yoy",
-            "median NRR, all SaaS (YoY)": "value@yoy",
-        },
     ),
     "grr": _Spec(
         "Gross revenue retention",
@@ -341,7 +314,6 @@ _SPECS: dict[str, _Spec] = {
             _s("retained_capped", "retained MRR (capped)", "money"),
             _s("customers", "customers", "count"),
         ),
-        compare={"median GRR, all SaaS (YoY)": "value@yoy"},
     ),
     "arpa": _Spec(
         "ARPA",
@@ -992,6 +964,14 @@ def _first(frame: pd.DataFrame) -> Mapping[str, Any]:
     return {} if frame.empty else dict(frame.iloc[0])
 
 
+def _compared(b: Benchmark) -> str | None:
+    """The column of the headline frame ``b`` compares with (``"value@yoy"``: the headline of
+    the year-over-year variant), from :attr:`Benchmark.column` and ``variant``."""
+    if b.column is None:
+        return None
+    return f"{b.column}@{b.variant}" if b.variant else b.column
+
+
 def _benchmark_items(
     name: str,
     spec: _Spec,
@@ -1004,7 +984,7 @@ def _benchmark_items(
     units = {"value": spec.unit, **{s.column: s.unit for s in spec.stats}}
     items = []
     for b in bench:
-        col = spec.compare.get(b.label)
+        col = _compared(b)
         mine = ""
         if yours is not None and b.label in yours:
             v = yours[b.label]
@@ -1034,7 +1014,7 @@ def _marks(
     """Benchmarks to draw on the trend: those compared with a plotted column."""
     out: dict[str, list[tuple[Benchmark, Unit]]] = {}
     for b in bench:
-        col = spec.compare.get(b.label)
+        col = _compared(b)
         if col is not None and col in plotted:
             out.setdefault(col, []).append((b, plotted[col]))
     return out
@@ -1658,12 +1638,3 @@ def revops_sections(data: RevOpsData) -> list[Section]:
             body.append(f'<div class="rv-skipped"><h3>Not computed</h3><ul>{items}</ul></div>')
         out.append(Section(key=key, title=title, html="\n".join(body)))
     return out
-
-
-def _check_specs() -> list[str]:
-    """Benchmark labels the specs compare that no registered benchmark carries (for tests)."""
-    problems = []
-    for name, spec in _SPECS.items():
-        labels = {b.label for b in metrics.get_metric(name).benchmarks}
-        problems += [f"{name}: {label!r}" for label in spec.compare if label not in labels]
-    return problems
