@@ -380,6 +380,13 @@ def test_bad_policy_values_are_refused(mcon, metric, params, match):
         metrics.compute(metric, t, **params)
 
 
+@pytest.mark.parametrize("spelling", [None, "none", "null", "None"])
+def test_no_reactivation_window_may_be_spelled_none(mcon, spelling):
+    t = {"subscriptions": mcon.create_table("n_subs", _subs([_ROW]), overwrite=True)}
+    r = metrics.compute("mrr_movements", t, reactivation_window=spelling)
+    assert r.policy["reactivation_window"] is None  # the output states the normalised value
+
+
 @pytest.mark.parametrize("metric", ["mrr", "mrr_movements", "ltv", "nrr", "cohort_retention"])
 @pytest.mark.parametrize("bound", ["start", "end"])
 def test_a_window_inside_a_month_is_an_error_not_widened(mcon, metric, bound):

@@ -26,7 +26,7 @@ import ibis.expr.types as ir
 from ibis import _
 
 from revloop.exceptions import ConfigError
-from revloop.metrics._registry import DateLike, Policy, Scope, SharedBuild
+from revloop.metrics._registry import DateLike, Policy, Scope, SharedBuild, null_spelling
 from revloop.metrics._scope import period_start
 from revloop.schema import conform
 
@@ -138,6 +138,7 @@ LEDGER_POLICIES: tuple[Policy, ...] = (
             "3": "Maxio: back within 90 days (§1.2)",
         },
         check=_check_window,
+        normalise=null_spelling,
     ),
     Policy("reporting_currency", "USD", doc="ISO 4217 code MRR is converted to."),
 )
