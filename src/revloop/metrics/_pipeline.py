@@ -1176,7 +1176,9 @@ def stage_conversion(
     -------
     ibis.Table
         Unexecuted; columns [by, period,] stage, position, value, entered, advanced,
-        skipped, regressed.
+        skipped, regressed, and with ``stages`` given, ``unlisted``: the deals of the group
+        with a stage-history row at a stage the list leaves out (their rows there are not
+        counted; a misspelt or missing stage name shows here), repeated on each stage row.
     """
     h = _history(tables, scope)
     e = _entries_of(tables, scope, h)
@@ -1244,9 +1246,22 @@ def stage_conversion(
         regressed=out.regressed.fill_null(0).cast(dt.int64),
     )
     out = out.mutate(value=_rate(out.advanced, out.entered))
-    return out.select(*keys, "value", "entered", "advanced", "skipped", "regressed").order_by(
-        [*head, "position"]
-    )
+    cols = [*keys, "value", "entered", "advanced", "skipped", "regressed"]
+    if stages is not None:
+        # deals with a row at a stage the list leaves out (a typo, or a stage missing
+        # from it): counted, never dropped silently
+        off = e.mutate(__off=~e.stage.isin(list(stages)))
+        off = off.group_by(["opportunity_id", *dims]).aggregate(
+            start_at=off.changed_at.min(), __off=off.__off.any()
+        )
+        off = scoped(off, "start_at", _unbounded(scope), table_name="stage_history")
+        n_off = off.group_by(head).aggregate(unlisted=off.__off.sum()) if head else None
+        if n_off is None:
+            n_off = off.aggregate(unlisted=off.__off.sum())
+        out = attach(out, n_off, head)
+        out = out.mutate(unlisted=out.unlisted.fill_null(0).cast(dt.int64))
+        cols.append("unlisted")
+    return out.select(*cols).order_by([*head, "position"])
 
 
 def _km_quantiles(d: ir.Table, keys: list[str], qs: Mapping[str, float]) -> ir.Table:

@@ -30,6 +30,10 @@ LEFT_OUT_COLUMNS: Mapping[str, str] = {
     "closed_without_date": (
         "won or lost deals without a closed_at are in no period's figures (add their close dates)"
     ),
+    "unlisted": (
+        "deals with a stage-history row at a stage missing from the stages list: those rows "
+        "are not counted (check the names in --param stages)"
+    ),
     "closed_before_created": (
         "won deals closed before they were created are left out of the cycle statistics"
     ),
@@ -47,6 +51,7 @@ LEFT_OUT_COLUMNS: Mapping[str, str] = {
 #: group once.
 GROUP_LEVEL: Mapping[str, Mapping[str, str]] = {
     "conversion_by_response_time": {"immature_leads": "group", "contacted_before_created": "group"},
+    "stage_conversion": {"unlisted": "group"},
     **{
         name: {"closed_without_date": "by"}
         for name in ("average_deal_size", "win_rate", "sales_cycle", "pipeline_velocity")
