@@ -586,7 +586,9 @@ def _aalen_johansen(
     """
     closed = cohort.closed_at.notnull()
     age = _days(ref, cohort.created_at)
-    t = ibis.ifelse(closed, _days(cohort.closed_at, cohort.created_at), age)
+    # a deal closed before it was created (inconsistent data, a warning of the validator)
+    # closes at age 0, as the naive estimator counts it within any window
+    t = ibis.ifelse(closed, ibis.greatest(_days(cohort.closed_at, cohort.created_at), 0.0), age)
     ev = ibis.cases(
         (closed & (cohort.status == "won"), 1), (closed & (cohort.status == "lost"), 2), else_=0
     )
