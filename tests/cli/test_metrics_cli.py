@@ -120,6 +120,9 @@ def test_errors_are_one_line_exit_1(folder):
         (["--start", "notadate"], "start (--start) = 'notadate' is not a date"),
         (["--as-of", "yesterday"], "as_of (--as-of) = 'yesterday' is not a date"),
         (["--end", "2024-13-01"], "end (--end) = '2024-13-01' is not a date"),
+        # forms Python reads but DuckDB does not
+        (["--start", "20240101"], "start (--start) = '20240101' is not a date"),
+        (["--start", "2024W01"], "start (--start) = '2024W01' is not a date"),
         (
             ["--start", "2024-03-01", "--end", "2024-01-01"],
             "the window is empty: start=2024-03-01 is not before end=2024-01-01",

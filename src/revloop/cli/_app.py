@@ -565,12 +565,13 @@ def metrics_cmd(
         df = engine.to_pandas(result.table, con)
         # what the figures cannot include, on stderr whatever the format
         for issue in data.report.warnings:
-            err_console.print(f"warning: {issue}", highlight=False, markup=False)
+            err_console.print(f"warning: {issue}", highlight=False, markup=False, soft_wrap=True)
         for col, n, meaning in metrics.left_out(metric, df, by):
             err_console.print(
                 f"warning: {metric}: {n:,} {meaning} (column {col}).",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,  # one line each: grep-able
             )
         if fmt is Format.json:
             text = json.dumps(metric_payload(result, df), indent=2, default=str) + "\n"

@@ -21,6 +21,7 @@ References: ``shared/reference/revops.md`` (definitions and vendor defaults).
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -169,6 +170,9 @@ class Scope:
         }
 
 
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?")
+
+
 def _instant(name: str, value: DateLike | None) -> _dt.datetime | None:
     """``value`` as a naive datetime (to compare the window's ends); a clear error when it
     is not a date, naming the option and the format."""
@@ -178,8 +182,13 @@ def _instant(name: str, value: DateLike | None) -> _dt.datetime | None:
         return value.replace(tzinfo=None)
     if isinstance(value, _dt.date):
         return _dt.datetime(value.year, value.month, value.day)
+    text = str(value).strip()
     try:
-        return _dt.datetime.fromisoformat(str(value).strip()).replace(tzinfo=None)
+        # the extended forms only (2026-01-01, 2026-01-01T09:30[:00][+02:00]): every
+        # engine reads them; Python also takes 20260101 and 2026W01, which DuckDB does not
+        if not _ISO.fullmatch(text):
+            raise ValueError(text)
+        return _dt.datetime.fromisoformat(text).replace(tzinfo=None)
     except ValueError:
         option = "--" + name.replace("_", "-")
         raise ConfigError(
