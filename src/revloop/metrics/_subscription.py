@@ -313,9 +313,12 @@ def customer_churn_rate(
     - ``exclude`` (ChartMogul B2B, the default) and ``ignore`` (ProfitWell, forced by
       ``profitwell``): in neither term. Under ``stripe`` the arrivals that churned in the
       period leave the denominator with their churn events.
-    - ``count_both`` (Stripe, Baremetrics since its update): in both. Under
-      ``chartmogul`` each such customer is added once to the numerator and to the
-      denominator; under ``stripe`` they already are (arrivals and their churn events).
+    - ``count_both`` (Stripe: in both terms, revops.md §1.4): in both. Under ``stripe``
+      they already are (arrivals and their churn events). Under ``chartmogul`` each such
+      customer is added once to the numerator and to the denominator: revloop's own
+      combination, so that the rate stays a share. Baremetrics (since its update, §1.4)
+      counts them in the numerator only, over the customers active 30 days earlier, a rate
+      that can exceed 100%; revloop does not offer that variant.
 
     Over one month the joiners that churned are the same-month flickers (``new_churn``);
     over a quarter, a year or a window, any customer not paying at the start that
