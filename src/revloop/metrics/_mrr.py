@@ -1029,6 +1029,11 @@ def daily_churn(rows: ir.Table, scope: Scope, *, last_month_only: bool = False) 
     )
     days = cal.select("idx", "lo", k=ibis.range(0, cal.n).unnest())
     days = days.select(day=(days.lo + days.k.as_interval("D")).cast(dt.timestamp).date())
+    # a daily rate honours a window inside a month: only its days are summed
+    if scope.start is not None:
+        days = days.filter(days.day >= ibis.literal(scope.start).cast(dt.timestamp).date())
+    if scope.end is not None:
+        days = days.filter(days.day.cast(dt.timestamp) < ibis.literal(scope.end).cast(dt.timestamp))
     if scope.as_of is not None:
         days = days.filter(days.day <= ibis.literal(scope.as_of).cast(dt.date))
     paid = rows.filter(rows.mrr_local > _EPS)
