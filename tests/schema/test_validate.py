@@ -156,12 +156,18 @@ def test_a_row_ending_before_it_starts_is_an_error_a_deal_closed_before_created_
         1,
     )
     assert issue.severity == "error"
-    assert issue.example is not None
-    assert issue.example.startswith("2024-01-01")
+    # the example names the row (its key) and both values
+    assert issue.example == (
+        "subscription_id=s1 item_id=i ends_at=2024-01-01 00:00:00 starts_at=2024-03-01 00:00:00"
+    )
     assert "earlier than starts_at" in str(issue)
     assert "fix its dates or drop the row" in issue.fix
 
-    opps = _opps(closed_at=["2023-12-20", "2024-02-01", None])
+    # o2 closes on the day it was created, at midnight (a close *date*): in order
+    opps = _opps(
+        created_at=["2024-01-01", "2024-02-01 14:00", "2024-03-01"],
+        closed_at=["2023-12-20", "2024-02-01", None],
+    )
     report = validate(opps, "opportunities", now=NOW)
     [issue] = report.issues
     assert (issue.column, issue.problem, issue.rows, issue.severity) == (

@@ -626,12 +626,16 @@ def _aalen_johansen(
 
 def _cycles(opp: ir.Table, scope: Scope) -> ir.Table:
     """Won deals closed in the scope, with ``days`` from creation to close and
-    ``backwards`` (closed before created: inconsistent data, ``days`` null so it is in no
-    cycle statistic; a negative cycle would drag the median and mean down)."""
+    ``backwards`` (closed on a day before the one it was created: inconsistent data,
+    ``days`` null so it is in no cycle statistic; a negative cycle would drag the median
+    and mean down). A deal closed the day it was created has a cycle of at least 0: a
+    close *date* (Salesforce CloseDate, midnight) earlier in that day than the creation
+    time is the same day, not a backwards deal."""
     won = opp.filter((opp.status == "won") & opp.closed_at.notnull())
     won = scoped(won, "closed_at", scope, table_name="opportunities")
-    backwards = won.closed_at < won.created_at
-    days = ibis.ifelse(backwards, ibis.null(dt.float64), _days(won.closed_at, won.created_at))
+    backwards = won.closed_at.date() < won.created_at.date()
+    days = ibis.greatest(_days(won.closed_at, won.created_at), 0.0)
+    days = ibis.ifelse(backwards, ibis.null(dt.float64), days)
     return won.mutate(days=days, backwards=backwards)
 
 

@@ -48,6 +48,8 @@ class Column:
         row's ``ends_at`` and its ``starts_at``), and ``order_fix``, what to do about rows
         where it does. ``order_severity``: ``error`` blocks loading, ``warning`` is
         reported and the metrics that read the pair say how they treat those rows.
+        ``order_by_day``: compare the days only (a close *date* at midnight and a creation
+        later that day are in order).
     doc
         What the column means.
     """
@@ -63,6 +65,7 @@ class Column:
     at_most: float | None = None
     values: tuple[str, ...] | None = None
     not_before: str | None = None
+    order_by_day: bool = False
     order_fix: str = ""
     order_severity: Literal["error", "warning"] = "error"
     doc: str = ""
@@ -242,6 +245,7 @@ TABLES: dict[str, TableSpec] = {
                     required=False,
                     past=True,
                     not_before="created_at",
+                    order_by_day=True,
                     order_severity="warning",
                     order_fix="A deal cannot close before it was created; check the export "
                     "(a Salesforce CloseDate entered after the fact is often backdated). "

@@ -387,13 +387,34 @@ def validate(
 
         if c.not_before is not None and any(u.name == c.not_before for u in usable):
             other = _cast(t[c.not_before], spec.column(c.not_before))
+            early = val.date() < other.date() if c.order_by_day else val < other
+            # the example names the row: its key, both values
+            key_cols = [
+                k for k in spec.unique if k in t.columns and k not in (c.name, c.not_before)
+            ]
+            ex = ibis.literal("").concat(
+                *[
+                    part
+                    for k in key_cols
+                    for part in (
+                        ibis.literal(f"{k}="),
+                        t[k].cast("string").fill_null(""),
+                        ibis.literal(" "),
+                    )
+                ],
+                ibis.literal(f"{c.name}="),
+                val.cast("string"),
+                ibis.literal(f" {c.not_before}="),
+                other.cast("string"),
+            )
             add(
                 f"c{i}_order",
                 c,
                 "out_of_order",
-                val < other,
-                val,
-                f"values earlier than {c.not_before} on the same row",
+                early,
+                ex,
+                f"values earlier than {c.not_before} on the same row"
+                + (" (a day before it)" if c.order_by_day else ""),
                 c.order_fix,
                 severity=c.order_severity,
             )
