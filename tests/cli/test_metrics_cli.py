@@ -193,6 +193,22 @@ def test_a_count_repeated_on_several_rows_is_taken_once_per_group():
     )
     assert left_out("win_rate", wr, "segment")[0][:2] == ("closed_without_date", 3)
     assert left_out("win_rate", wr.query("segment == 'SMB'").drop(columns="segment"))[0][1] == 2
+    # ...but the cohort win rate counts each undated deal in its own creation cohort: summed
+    assert left_out("win_rate", wr, "segment", {"variant": "cohort"})[0][1] == 6
+    # a state counted at every period (a deal without an amount open at each boundary,
+    # a row of unknown interval every month): the most in one period, not the sum
+    wf = pd.DataFrame(
+        {
+            "period": ["2024-01-01", "2024-02-01", "2024-03-01"],
+            "end_without_amount": [1, 1, 2],
+            "new_without_amount": [1, 0, 1],  # events: summed
+        }
+    )
+    got = {c: (n, text) for c, n, text in left_out("pipeline_waterfall", wf)}
+    assert got["end_without_amount"][0] == 2
+    assert got["end_without_amount"][1].endswith("(the most in one period)")
+    assert got["new_without_amount"][0] == 2
+    assert left_out("pipeline_waterfall", wf.head(1))[0][2].endswith("bridge")  # one row
 
 
 def test_several_rows_without_grouping_are_rows(tmp_path):

@@ -566,7 +566,7 @@ def metrics_cmd(
         # what the figures cannot include, on stderr whatever the format
         for issue in data.report.warnings:
             err_console.print(f"warning: {issue}", highlight=False, markup=False, soft_wrap=True)
-        for col, n, meaning in metrics.left_out(metric, df, by):
+        for col, n, meaning in metrics.left_out(metric, df, by, result.policy):
             err_console.print(
                 f"warning: {metric}: {n:,} {meaning} (column {col}).",
                 highlight=False,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-__all__ = ["GROUP_LEVEL", "LEFT_OUT_COLUMNS", "left_out"]
+__all__ = ["GROUP_LEVEL", "LEFT_OUT_COLUMNS", "PEAK_COLUMNS", "left_out"]
 
 #: Column → what a non-zero count means for the figures.
 LEFT_OUT_COLUMNS: Mapping[str, str] = {
@@ -26,6 +26,9 @@ LEFT_OUT_COLUMNS: Mapping[str, str] = {
         "deals pulled in without an amount (or FX rate) are left out of the bridge"
     ),
     "pushed_without_amount": "deals pushed without an amount (or FX rate) are left out of the bridge",
+    "changed_without_amount": (
+        "deals whose amount became or stopped being unknown are left out of the bridge's changes"
+    ),
     "end_without_amount": "deals without an amount (or FX rate) are left out of the bridge",
     "closed_without_date": (
         "won or lost deals without a closed_at are in no period's figures (add their close dates)"
@@ -46,11 +49,11 @@ LEFT_OUT_COLUMNS: Mapping[str, str] = {
 }
 
 #: Counts a metric repeats on several rows, by metric and column: ``group`` (on each row
-#: of a ``by`` and ``period`` group: one per response bucket) or ``by`` (on each row of a
-#: ``by`` group, every period alike: deals that no period can hold). A total counts each
-#: group once.
+#: of a ``by`` and ``period`` group: one per response bucket or stage) or ``by`` (on each
+#: row of a ``by`` group, every period alike: deals that no period can hold). A total
+#: counts each group once.
 GROUP_LEVEL: Mapping[str, Mapping[str, str]] = {
-    "conversion_by_response_time": {"immature_leads": "group", "contacted_before_created": "group"},
+    "conversion_by_response_time": {"contacted_before_created": "group"},
     "stage_conversion": {"unlisted": "group"},
     **{
         name: {"closed_without_date": "by"}
@@ -58,26 +61,52 @@ GROUP_LEVEL: Mapping[str, Mapping[str, str]] = {
     },
 }
 
+#: (metric, variant) whose rows each count their own deals, unlike the metric's default
+#: (the cohort win rate counts an undated deal in its creation cohort only).
+_PER_ROW = frozenset({("win_rate", "cohort")})
 
-def left_out(metric: str, frame: pd.DataFrame, by: str | None = None) -> list[tuple[str, int, str]]:
+#: States rather than events: the same rows are counted again in every period they last
+#: (a deal without an amount open at each boundary, a subscription row of unknown interval
+#: active every month). A sum would count them once per period: the total is the largest
+#: per period (per ``by`` group), stated as such.
+PEAK_COLUMNS = frozenset(
+    {"start_without_amount", "end_without_amount", "unknown_interval", "missing_rate"}
+)
+
+
+def left_out(
+    metric: str,
+    frame: pd.DataFrame,
+    by: str | None = None,
+    policy: Mapping[str, object] | None = None,
+) -> list[tuple[str, int, str]]:
     """``(column, rows, meaning)`` for each column of ``frame`` (a computed result of
-    ``metric``, grouped by ``by``) that counts rows a figure left out
+    ``metric`` with ``policy``, grouped by ``by``) that counts rows a figure left out
     (:data:`LEFT_OUT_COLUMNS`) and is not 0.
 
     A count the metric repeats on several rows (:data:`GROUP_LEVEL`) is taken once per
-    group: per ``by`` and ``period`` value, or per ``by`` value.
+    group: per ``by`` and ``period`` value, or per ``by`` value. A state counted in every
+    period (:data:`PEAK_COLUMNS`) is the largest of its periods, said so in the meaning.
     """
+    variant = (policy or {}).get("variant")
     out = []
     for col, text in LEFT_OUT_COLUMNS.items():
         if col not in frame.columns:
             continue
-        values = frame
-        level = GROUP_LEVEL.get(metric, {}).get(col)
+        values = pd.to_numeric(frame[col], errors="coerce").fillna(0)
+        level = None if (metric, variant) in _PER_ROW else GROUP_LEVEL.get(metric, {}).get(col)
+        by_cols = [by] if by is not None and by in frame.columns else []
         if level is not None:
-            keys = [by, "period"] if level == "group" else [by]
-            group = [k for k in keys if k is not None and k in frame.columns]
-            values = frame.drop_duplicates(subset=group) if group else frame.head(1)
-        n = int(pd.to_numeric(values[col], errors="coerce").fillna(0).sum())
+            keys = [*by_cols, "period"] if level == "group" else by_cols
+            group = [k for k in keys if k in frame.columns]
+            kept = frame.drop_duplicates(subset=group).index if group else frame.index[:1]
+            n = int(values.loc[kept].sum())
+        elif col in PEAK_COLUMNS and "period" in frame.columns and len(frame) > 1:
+            peak = values.groupby([frame[k] for k in by_cols]).max() if by_cols else values.max()
+            n = int(peak.sum()) if by_cols else int(peak)
+            text = f"{text} (the most in one period)"
+        else:
+            n = int(values.sum())
         if n > 0:
             out.append((col, n, text))
     return out
