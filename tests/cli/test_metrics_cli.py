@@ -316,3 +316,25 @@ def test_benchmarks_show_the_users_own_figure_when_comparable():
     # no comparable column (an odds ratio between studies), or not in this output
     assert _yours(Benchmark("odds", 21.0, "x", "MIT"), {}, one) == ""
     assert _yours(share, {}, one) == ""
+
+
+def test_a_bad_file_blocks_only_the_metrics_that_read_it(folder):
+    pd.DataFrame(
+        {
+            "customer_id": ["c1"],
+            "subscription_id": ["s1"],
+            "item_id": ["i"],
+            "starts_at": ["2024-03-01"],
+            "ends_at": ["2024-01-01"],  # ends before it starts: an error of subscriptions
+            "amount": [100.0],
+            "interval": ["month"],
+        }
+    ).to_csv(folder / "subscriptions.csv", index=False)
+    r = runner.invoke(app, ["metrics", str(folder), "-m", "win_rate", "--format", "csv"])
+    assert r.exit_code == 0, r.output  # win rate reads opportunities only
+    r = runner.invoke(app, ["metrics", str(folder), "-m", "mrr"])
+    assert r.exit_code == 1
+    assert "subscriptions.ends_at: values earlier than starts_at" in r.output
+    r = runner.invoke(app, ["metrics", str(folder), "-m", "speed_to_lead"])
+    assert r.exit_code == 1
+    assert "speed_to_lead needs the table(s) ['leads', 'activities']" in r.output

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from revloop import attribution, engine
 from revloop.exceptions import RevloopError, SchemaError
-from revloop.ingest import read_dir, read_table
+from revloop.ingest import find_files, read_dir, read_table
 from revloop.schema import ValidationReport, conform, schema, validate
 
 if TYPE_CHECKING:
@@ -551,7 +551,17 @@ def metrics_cmd(
     with _errors():
         definition = metrics.get_metric(metric)
         con = engine.connect()
-        data = read_dir(con, folder, load=False)
+        # only the tables the metric reads: a problem in another file does not block it
+        present = find_files(folder) if folder.is_dir() else {}
+        missing = [t for t in definition.tables if t not in present]
+        if present and missing:
+            raise SchemaError(
+                f"{metric} needs the table(s) {missing}; {str(folder)!r} has {sorted(present)}. "
+                f"Add {', '.join(m + '.csv' for m in missing)} to the folder."
+            )
+        data = read_dir(
+            con, folder, load=False, only={*definition.tables, *definition.optional_tables}
+        )
         result = metrics.compute(
             metric,
             dict(data),

@@ -136,7 +136,14 @@ def read_dir(
     """
     files = find_files(path)
     if only is not None:
+        found = sorted(files)
         files = {k: v for k, v in files.items() if k in set(only)}
+        if found and not files:
+            raise SchemaError(
+                f"none of the tables asked for ({', '.join(sorted(only))}) is in "
+                f"{str(path)!r}, which has {', '.join(found)}. Add them as .csv or .parquet "
+                "files named after the tables."
+            )
     if not files:
         raise SchemaError(
             f"no canonical table files in {str(path)!r}. Name files after the tables: "

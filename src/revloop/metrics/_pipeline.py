@@ -330,7 +330,7 @@ def _win_value(t: ir.Table, basis: str) -> ir.FloatingValue:
     family="pipeline",
     shared=_shared_deals,
     tables=("opportunities",),
-    optional_tables=("fx_rates",),
+    optional_tables=("fx_rates", "stage_history"),
     policies=(
         Policy(
             "statistic",
@@ -644,6 +644,7 @@ def _cycles(opp: ir.Table, scope: Scope) -> ir.Table:
     family="pipeline",
     shared=_shared_deals,
     tables=("opportunities",),
+    optional_tables=("fx_rates", "stage_history"),
     policies=(
         Policy(
             "statistic",
