@@ -1257,10 +1257,17 @@ def stage_conversion(
     if stages is not None:
         # deals with a row at a stage the list leaves out (a typo, or a stage missing
         # from it): counted, never dropped silently
-        off = e.mutate(__off=~e.stage.isin(list(stages)))
+        # (a closed deal's last row is its closing stage, 'Closed Won' or the like, which
+        # the list of open stages rightly leaves out, even when it precedes closed_at)
+        off = e.mutate(__off=(~e.stage.isin(list(stages))).cast(dt.int64))
         off = off.group_by(["opportunity_id", *dims]).aggregate(
-            start_at=off.changed_at.min(), __off=off.__off.any()
+            start_at=off.changed_at.min(),
+            __n=off.__off.sum(),
+            __last=off.__off.argmax(off.changed_at),
+            __closed=off.status.isin(("won", "lost")).any(),
         )
+        closing = ibis.ifelse(off.__closed, off.__last, 0)
+        off = off.mutate(__off=(off.__n - closing) > 0)
         off = scoped(off, "start_at", _unbounded(scope), table_name="stage_history")
         n_off = off.group_by(head).aggregate(unlisted=off.__off.sum()) if head else None
         if n_off is None:
