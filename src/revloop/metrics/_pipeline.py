@@ -288,14 +288,36 @@ def _with_undated(out: ir.Table, opp: ir.Table, scope: Scope) -> ir.Table:
     (they may have closed in the window). A figure anchored on the close cannot place them
     in a period, so they are in none of its figures and counted on every row of their
     group instead of vanishing (revops.md §6: data quality is the first cause of bad
-    figures)."""
+    figures). A ``by`` group with such deals and no figure gets a row of its own (its
+    figures and ``period`` null, its counts 0), so its count is not lost either."""
     u = opp.filter(_undated(opp))
     if scope.end is not None:
         u = u.filter(u.created_at < as_timestamp(scope.end))
     by = [scope.by] if scope.by is not None else []
     n = _agg(u, by, closed_without_date=u.count())
-    out = attach(out, n, by)
-    return out.mutate(closed_without_date=out.closed_without_date.coalesce(0).cast(dt.int64))
+    with_n = attach(out, n, by)
+    with_n = with_n.mutate(
+        closed_without_date=with_n.closed_without_date.coalesce(0).cast(dt.int64)
+    )
+    if not by:  # one row always
+        return with_n
+    seen = out.select(*by).distinct()
+    alone = n.anti_join(seen, [n[k].identical_to(seen[k]) for k in by])
+    schema = with_n.schema()
+
+    def blank(c: str) -> ir.Value:
+        # counts of that group's dated deals: 0; its figures: unknown
+        if schema[c].is_integer():
+            return ibis.literal(0, schema[c])
+        return ibis.null(schema[c])
+
+    alone = alone.select(
+        **{
+            c: alone[c].cast(schema[c]) if c in (*by, "closed_without_date") else blank(c)
+            for c in with_n.columns
+        }
+    )
+    return with_n.union(alone)
 
 
 def _win_aggs(t: ir.Table) -> dict[str, Any]:
