@@ -1125,7 +1125,8 @@ def conversion_by_response_time(
     of the group left out of every bucket, repeated on each of its rows:
     ``immature_leads`` (created less than ``window_days`` before the horizon) and
     ``contacted_before_created`` (a rep touch before the lead existed, see
-    ``speed_to_lead``). A group whose leads are all left out has no row.
+    ``speed_to_lead``). A group whose leads are all left out keeps one row, with no
+    bucket (null), no leads and its counts.
 
     References
     ----------
@@ -1167,15 +1168,36 @@ def conversion_by_response_time(
         immature_leads=(~base.early & ~base.mature).sum(),
         contacted_before_created=base.early.sum(),
     )
-    out = attach(out, left_out, keys)
-    out = out.order_by([*keys, "_order"])
-    return out.select(
-        *keys,
-        "response_bucket",
-        "value",
-        "leads",
-        "converted",
-        "lift",
-        immature_leads=out.immature_leads.fill_null(0).cast("int64"),
-        contacted_before_created=out.contacted_before_created.fill_null(0).cast("int64"),
+    full = attach(out, left_out, keys)
+    cols = {
+        "response_bucket": full.response_bucket,
+        "value": full.value,
+        "leads": full.leads,
+        "converted": full.converted,
+        "lift": full.lift,
+        "immature_leads": full.immature_leads.fill_null(0).cast("int64"),
+        "contacted_before_created": full.contacted_before_created.fill_null(0).cast("int64"),
+        "_order": full._order,
+    }
+    full = full.select(*keys, **cols)
+    # a group whose leads are all left out keeps one row (no bucket, no leads) with its counts
+    seen = out.select(*keys).distinct() if keys else out.aggregate(_n=out.count())
+    if keys:
+        alone = left_out.anti_join(seen, [left_out[k].identical_to(seen[k]) for k in keys])
+    else:
+        alone = left_out.cross_join(seen).filter(ibis._._n == 0)
+    alone = alone.filter((alone.immature_leads > 0) | (alone.contacted_before_created > 0))
+    schema = full.schema()
+    alone = alone.select(
+        *[alone[k].cast(schema[k]) for k in keys],
+        response_bucket=ibis.null(schema["response_bucket"]),
+        value=ibis.null(schema["value"]),
+        leads=ibis.literal(0, schema["leads"]),
+        converted=ibis.literal(0, schema["converted"]),
+        lift=ibis.null(schema["lift"]),
+        immature_leads=alone.immature_leads.cast("int64"),
+        contacted_before_created=alone.contacted_before_created.cast("int64"),
+        _order=ibis.literal(len(BUCKETS) + 1, schema["_order"]),
     )
+    full = full.union(alone)
+    return full.order_by([*keys, "_order"]).drop("_order")

@@ -1230,8 +1230,31 @@ def stage_conversion(
     deal = scoped(deal, "start_at", _unbounded(scope), table_name="stage_history")
     head = group_keys(scope)
     keys = [*head, "stage", "position"]
+    n_off = None
+    groups = deal.select(*head, __any=ibis.literal(True))
+    if stages is not None:
+        # deals with a row at a stage the list leaves out (a typo, or a stage missing
+        # from it): counted, never dropped silently, their group kept even when none of
+        # its deals has a listed stage
+        # (a closed deal's last row is its closing stage, 'Closed Won' or the like, which
+        # the list of open stages rightly leaves out, even when it precedes closed_at)
+        off = e.mutate(__off=(~e.stage.isin(list(stages))).cast(dt.int64))
+        off = off.group_by(["opportunity_id", *dims]).aggregate(
+            start_at=off.changed_at.min(),
+            __n=off.__off.sum(),
+            __last=off.__off.argmax(off.changed_at),
+            __closed=off.status.isin(("won", "lost")).any(),
+        )
+        closing = ibis.ifelse(off.__closed, off.__last, 0)
+        off = off.mutate(__off=(off.__n - closing) > 0)
+        off = scoped(off, "start_at", _unbounded(scope), table_name="stage_history")
+        off = off.filter(off.__off)
+        n_off = off.group_by(head).aggregate(unlisted=off.count()) if head else None
+        if n_off is None:
+            n_off = off.aggregate(unlisted=off.count())
+        groups = groups.union(off.select(*head, __any=ibis.literal(True)))
     # every stage of every group that has a deal, even with nothing counted at it
-    groups = deal.select(*head, __any=ibis.literal(True)).distinct()
+    groups = groups.distinct()
     skeleton = groups.cross_join(pos).drop("__any")
     # deals at a stage with a row: visited once or more, and whether the next one was
     visits = per_stage.drop("first_at").inner_join(pos, "stage")
@@ -1276,24 +1299,7 @@ def stage_conversion(
     )
     out = out.mutate(value=_rate(out.advanced, out.entered))
     cols = [*keys, "value", "entered", "advanced", "skipped", "regressed"]
-    if stages is not None:
-        # deals with a row at a stage the list leaves out (a typo, or a stage missing
-        # from it): counted, never dropped silently
-        # (a closed deal's last row is its closing stage, 'Closed Won' or the like, which
-        # the list of open stages rightly leaves out, even when it precedes closed_at)
-        off = e.mutate(__off=(~e.stage.isin(list(stages))).cast(dt.int64))
-        off = off.group_by(["opportunity_id", *dims]).aggregate(
-            start_at=off.changed_at.min(),
-            __n=off.__off.sum(),
-            __last=off.__off.argmax(off.changed_at),
-            __closed=off.status.isin(("won", "lost")).any(),
-        )
-        closing = ibis.ifelse(off.__closed, off.__last, 0)
-        off = off.mutate(__off=(off.__n - closing) > 0)
-        off = scoped(off, "start_at", _unbounded(scope), table_name="stage_history")
-        n_off = off.group_by(head).aggregate(unlisted=off.__off.sum()) if head else None
-        if n_off is None:
-            n_off = off.aggregate(unlisted=off.__off.sum())
+    if n_off is not None:
         out = attach(out, n_off, head)
         out = out.mutate(unlisted=out.unlisted.fill_null(0).cast(dt.int64))
         cols.append("unlisted")
