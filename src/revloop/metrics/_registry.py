@@ -413,7 +413,7 @@ def compute(
     >>> result.policy
     {'statistic': 'median', 'reporting_currency': 'USD'}
     >>> sorted(result.table.columns)
-    ['deals', 'value', 'won_amount', 'won_without_amount']
+    ['closed_without_date', 'deals', 'value', 'won_amount', 'won_without_amount']
     """
     definition = get_metric(name)
     _check_tables(name, definition, tables)
