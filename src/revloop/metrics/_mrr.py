@@ -26,7 +26,14 @@ import ibis.expr.types as ir
 from ibis import _
 
 from revloop.exceptions import ConfigError
-from revloop.metrics._registry import DateLike, Policy, Scope, SharedBuild, null_spelling
+from revloop.metrics._registry import (
+    DateLike,
+    Policy,
+    Scope,
+    SharedBuild,
+    as_datetime,
+    null_spelling,
+)
 from revloop.metrics._scope import period_start
 from revloop.schema import conform
 
@@ -161,9 +168,7 @@ def month_date(idx: ir.IntegerValue) -> ir.DateValue:
 
 def _py_index(value: DateLike) -> tuple[int, bool]:
     """Month index of a Python date-like, and whether it falls on a month's first instant."""
-    d = value if isinstance(value, _dt.datetime | _dt.date) else _dt.datetime.fromisoformat(value)
-    if not isinstance(d, _dt.datetime):
-        d = _dt.datetime(d.year, d.month, d.day)
+    d = as_datetime(value)
     first = d.day == 1 and d.time() == _dt.time(0)
     return d.year * 12 + d.month - 1, first
 

@@ -24,7 +24,7 @@ import ibis.expr.types as ir
 
 from revloop.attribution import to_reporting_currency
 from revloop.exceptions import ConfigError, SchemaError
-from revloop.metrics._registry import Benchmark, Policy, Scope, SharedBuild, metric
+from revloop.metrics._registry import Benchmark, Policy, Scope, SharedBuild, as_datetime, metric
 from revloop.metrics._scope import as_timestamp, attach, group_keys, period_start, scoped
 from revloop.metrics._stats import quantiles
 from revloop.metrics._survival import km_steps
@@ -1630,14 +1630,6 @@ def _deal_rates(tables: Mapping[str, ir.Table], reporting_currency: str) -> ir.T
     return one.select(__rid=one.opportunity_id, __rate=one.amount_reporting)
 
 
-def _as_datetime(value: Any) -> _dt.datetime:
-    if isinstance(value, _dt.datetime):
-        return value.replace(tzinfo=None)
-    if isinstance(value, _dt.date):
-        return _dt.datetime(value.year, value.month, value.day)
-    return _dt.datetime.fromisoformat(str(value)).replace(tzinfo=None)
-
-
 def _step(t: _dt.datetime, period: str) -> _dt.datetime:
     if period == "day":
         return t + _dt.timedelta(days=1)
@@ -1656,9 +1648,9 @@ def _boundaries(scope: Scope) -> list[_dt.datetime]:
             "pipeline_waterfall needs a window: pass start and end "
             "(CLI: --start 2024-01-01 --end 2024-04-01)."
         )
-    start, end = _as_datetime(scope.start), _as_datetime(scope.end)
+    start, end = as_datetime(scope.start), as_datetime(scope.end)
     if scope.as_of is not None:
-        end = min(end, _as_datetime(scope.as_of))
+        end = min(end, as_datetime(scope.as_of))
     if end <= start:
         raise ConfigError(
             f"pipeline_waterfall: the window [{start}, {end}) is empty (end and as_of must "
@@ -1746,7 +1738,9 @@ def pipeline_waterfall(
     §1.2 (conversion at a fixed date, no FX movements); §3.6 (as-of rebuilds).
     """
     bounds = _boundaries(scope)
-    win_start, win_end = _as_datetime(scope.start), _as_datetime(scope.end)
+    assert scope.start is not None  # _boundaries checked both ends
+    assert scope.end is not None
+    win_start, win_end = as_datetime(scope.start), as_datetime(scope.end)
     bt = ibis.memtable(
         {"bidx": list(range(len(bounds))), "b": bounds, "b_prev": [bounds[0], *bounds[:-1]]},
         schema={"bidx": "int64", "b": "timestamp", "b_prev": "timestamp"},

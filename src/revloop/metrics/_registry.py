@@ -173,22 +173,30 @@ class Scope:
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?")
 
 
-def _instant(name: str, value: DateLike | None) -> _dt.datetime | None:
-    """``value`` as a naive datetime (to compare the window's ends); a clear error when it
-    is not a date, naming the option and the format."""
-    if value is None:
-        return None
+def as_datetime(value: DateLike) -> _dt.datetime:
+    """A date, datetime or ISO text as a naive datetime (a date is its midnight).
+
+    Text must be in the extended form (2026-01-01, 2026-01-01T09:30[:00][+02:00]), which
+    every engine reads; Python alone also takes 20260101 and 2026W01, which DuckDB does
+    not. Raises ``ValueError`` otherwise.
+    """
     if isinstance(value, _dt.datetime):
         return value.replace(tzinfo=None)
     if isinstance(value, _dt.date):
         return _dt.datetime(value.year, value.month, value.day)
     text = str(value).strip()
+    if not _ISO.fullmatch(text):
+        raise ValueError(f"not an ISO date: {text!r}")
+    return _dt.datetime.fromisoformat(text).replace(tzinfo=None)
+
+
+def _instant(name: str, value: DateLike | None) -> _dt.datetime | None:
+    """``value`` as a naive datetime (to compare the window's ends); a clear error when it
+    is not a date, naming the option and the format."""
+    if value is None:
+        return None
     try:
-        # the extended forms only (2026-01-01, 2026-01-01T09:30[:00][+02:00]): every
-        # engine reads them; Python also takes 20260101 and 2026W01, which DuckDB does not
-        if not _ISO.fullmatch(text):
-            raise ValueError(text)
-        return _dt.datetime.fromisoformat(text).replace(tzinfo=None)
+        return as_datetime(value)
     except ValueError:
         option = "--" + name.replace("_", "-")
         raise ConfigError(
