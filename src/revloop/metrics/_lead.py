@@ -45,7 +45,7 @@ from revloop.metrics._registry import (
     metric,
     null_spelling,
 )
-from revloop.metrics._scope import as_timestamp, attach, group_keys, scoped
+from revloop.metrics._scope import as_timestamp, attach, group_keys, scoped, with_lone_groups
 from revloop.metrics._stats import quantile, ranked
 from revloop.metrics._survival import km_curve, km_steps
 from revloop.schema import conform
@@ -1181,23 +1181,8 @@ def conversion_by_response_time(
     }
     full = full.select(*keys, **cols)
     # a group whose leads are all left out keeps one row (no bucket, no leads) with its counts
-    seen = out.select(*keys).distinct() if keys else out.aggregate(_n=out.count())
-    if keys:
-        alone = left_out.anti_join(seen, [left_out[k].identical_to(seen[k]) for k in keys])
-    else:
-        alone = left_out.cross_join(seen).filter(ibis._._n == 0)
-    alone = alone.filter((alone.immature_leads > 0) | (alone.contacted_before_created > 0))
-    schema = full.schema()
-    alone = alone.select(
-        *[alone[k].cast(schema[k]) for k in keys],
-        response_bucket=ibis.null(schema["response_bucket"]),
-        value=ibis.null(schema["value"]),
-        leads=ibis.literal(0, schema["leads"]),
-        converted=ibis.literal(0, schema["converted"]),
-        lift=ibis.null(schema["lift"]),
-        immature_leads=alone.immature_leads.cast("int64"),
-        contacted_before_created=alone.contacted_before_created.cast("int64"),
-        _order=ibis.literal(len(BUCKETS) + 1, schema["_order"]),
+    counted = left_out.filter(
+        (left_out.immature_leads > 0) | (left_out.contacted_before_created > 0)
     )
-    full = full.union(alone)
+    full = with_lone_groups(full, counted, keys, _order=ibis.literal(len(BUCKETS) + 1))
     return full.order_by([*keys, "_order"]).drop("_order")

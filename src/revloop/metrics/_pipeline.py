@@ -25,7 +25,14 @@ import ibis.expr.types as ir
 from revloop.attribution import to_reporting_currency
 from revloop.exceptions import ConfigError, SchemaError
 from revloop.metrics._registry import Benchmark, Policy, Scope, SharedBuild, as_datetime, metric
-from revloop.metrics._scope import as_timestamp, attach, group_keys, period_start, scoped
+from revloop.metrics._scope import (
+    as_timestamp,
+    attach,
+    group_keys,
+    period_start,
+    scoped,
+    with_lone_groups,
+)
 from revloop.metrics._stats import quantiles
 from revloop.metrics._survival import km_steps
 from revloop.schema import conform
@@ -295,29 +302,9 @@ def _with_undated(out: ir.Table, opp: ir.Table, scope: Scope) -> ir.Table:
         u = u.filter(u.created_at < as_timestamp(scope.end))
     by = [scope.by] if scope.by is not None else []
     n = _agg(u, by, closed_without_date=u.count())
-    with_n = attach(out, n, by)
-    with_n = with_n.mutate(
-        closed_without_date=with_n.closed_without_date.coalesce(0).cast(dt.int64)
-    )
-    if not by:  # one row always
-        return with_n
-    seen = out.select(*by).distinct()
-    alone = n.anti_join(seen, [n[k].identical_to(seen[k]) for k in by])
-    schema = with_n.schema()
-
-    def blank(c: str) -> ir.Value:
-        # counts of that group's dated deals: 0; its figures: unknown
-        if schema[c].is_integer():
-            return ibis.literal(0, schema[c])
-        return ibis.null(schema[c])
-
-    alone = alone.select(
-        **{
-            c: alone[c].cast(schema[c]) if c in (*by, "closed_without_date") else blank(c)
-            for c in with_n.columns
-        }
-    )
-    return with_n.union(alone)
+    out = attach(out, n, by)
+    out = out.mutate(closed_without_date=out.closed_without_date.coalesce(0).cast(dt.int64))
+    return with_lone_groups(out, n, by) if by else out  # without by: one row always
 
 
 def _win_aggs(t: ir.Table) -> dict[str, Any]:

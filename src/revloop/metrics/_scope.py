@@ -9,7 +9,7 @@ import ibis.expr.types as ir
 from revloop.exceptions import SchemaError
 from revloop.metrics._registry import DateLike, Scope
 
-__all__ = ["as_timestamp", "attach", "group_keys", "period_start", "scoped"]
+__all__ = ["as_timestamp", "attach", "group_keys", "period_start", "scoped", "with_lone_groups"]
 
 _UNITS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
 
@@ -65,3 +65,36 @@ def attach(base: ir.Table, other: ir.Table, keys: list[str]) -> ir.Table:
         return base.cross_join(other)
     joined = base.left_join(other, [base[k].identical_to(other[k]) for k in keys])
     return joined.drop(*[f"{k}_right" for k in keys if f"{k}_right" in joined.columns])
+
+
+def with_lone_groups(
+    out: ir.Table, counts: ir.Table, keys: list[str], **values: ir.Value
+) -> ir.Table:
+    """``out`` plus one row per group of ``counts`` that ``out`` has no row for.
+
+    What a metric counts as left out of its figures (deals without a close date, leads
+    touched before they were created) must not vanish with a group that has nothing
+    else: such a group gets a row carrying its counts. The row takes the columns of
+    ``counts`` it shares with ``out`` (the keys, the counts), then ``values``; its other
+    integer columns are 0 (nothing of that group was counted) and the rest null (no
+    figure). Keys match null-safely, as in :func:`attach`; without keys, the one row of
+    ``counts`` is added when ``out`` is empty.
+    """
+    if keys:
+        seen = out.select(*keys).distinct()
+        lone = counts.anti_join(seen, [counts[k].identical_to(seen[k]) for k in keys])
+    else:
+        lone = counts.cross_join(out.aggregate(__rows=out.count()))
+        lone = lone.filter(lone.__rows == 0)
+    schema = out.schema()
+
+    def cell(c: str) -> ir.Value:
+        if c in values:
+            return values[c].cast(schema[c])
+        if c in counts.columns:
+            return lone[c].cast(schema[c])
+        if schema[c].is_integer():
+            return ibis.literal(0, schema[c])
+        return ibis.null(schema[c])
+
+    return out.union(lone.select(**{c: cell(c) for c in out.columns}))
