@@ -25,6 +25,20 @@ def _opps(**overrides):
     return ibis.memtable(pd.DataFrame(base))
 
 
+def _subs(**columns):
+    """Three subscription rows (s1..s3, one item each, monthly at 100), with ``columns``."""
+    base = {
+        "customer_id": ["c1", "c2", "c3"],
+        "subscription_id": ["s1", "s2", "s3"],
+        "item_id": ["i", "i", "i"],
+        "starts_at": ["2024-01-01"] * 3,
+        "amount": [100.0, 100.0, 100.0],
+        "interval": ["month"] * 3,
+    }
+    base.update(columns)
+    return ibis.memtable(pd.DataFrame(base))
+
+
 def test_clean_table_has_no_issues():
     report = validate(_opps(), "opportunities", now=NOW)
     assert report.ok
@@ -106,20 +120,7 @@ def test_negative_amount_future_timestamp_unknown_status_all_at_once():
 def test_a_discount_above_one_and_an_interval_count_below_one_are_errors():
     # a discount is a share (0.2 = 20 % off): 20 would make MRR negative; an interval
     # count of 0 would divide MRR by zero (month / n)
-    t = ibis.memtable(
-        pd.DataFrame(
-            {
-                "customer_id": ["c1", "c2", "c3"],
-                "subscription_id": ["s1", "s2", "s3"],
-                "item_id": ["i", "i", "i"],
-                "starts_at": ["2024-01-01"] * 3,
-                "amount": [100.0, 100.0, 100.0],
-                "interval": ["month"] * 3,
-                "interval_count": [1, 0, 3],
-                "discount": [0.2, 1.0, 20.0],
-            }
-        )
-    )
+    t = _subs(interval_count=[1, 0, 3], discount=[0.2, 1.0, 20.0])
     report = validate(t, "subscriptions", now=NOW)
     got = sorted((i.problem, i.column, i.rows, i.example) for i in report.issues)
     assert got == [
@@ -132,20 +133,11 @@ def test_a_discount_above_one_and_an_interval_count_below_one_are_errors():
 
 
 def test_a_row_ending_before_it_starts_is_an_error_a_deal_closed_before_created_a_warning():
-    subs = ibis.memtable(
-        pd.DataFrame(
-            {
-                "customer_id": ["c1", "c2", "c3"],
-                "subscription_id": ["s1", "s2", "s3"],
-                "item_id": ["i", "i", "i"],
-                "starts_at": ["2024-03-01", "2024-01-01", "2024-01-01"],
-                # s1 ends two months before it starts; s2 ends the day it starts (a zero-length
-                # row, no error); s3 runs on
-                "ends_at": ["2024-01-01", "2024-01-01", None],
-                "amount": [100.0, 100.0, 100.0],
-                "interval": ["month"] * 3,
-            }
-        )
+    # s1 ends two months before it starts; s2 ends the day it starts (a zero-length row,
+    # no error); s3 runs on
+    subs = _subs(
+        starts_at=["2024-03-01", "2024-01-01", "2024-01-01"],
+        ends_at=["2024-01-01", "2024-01-01", None],
     )
     report = validate(subs, "subscriptions", now=NOW)
     [issue] = report.issues
