@@ -856,9 +856,10 @@ def aggregate_ledger(ledger: ir.Table, scope: Scope, *, by: ir.Table | None = No
     ``missing_rate``, ``reconciles`` (every customer-month reconciles and the totals do),
     ``months``, ``period_start`` and ``period_end`` (the first day of the first month the
     row covers and of the month after its last: a period clipped by the window or by the
-    data covers fewer months than its calendar label says). What rests on a customer-month of unknown MRR is null, never a silent 0:
-    the start (MRR and customers) when the first month's start is unknown, the end when
-    the last month's end is, the flows and other counts when any month's is.
+    data covers fewer months than its calendar label says). What rests on a
+    customer-month of unknown MRR is null, never a silent 0: the start (MRR and
+    customers) when the first month's start is unknown, the end when the last month's
+    end is, the flows and other counts when any month's is.
     """
     _monthly_only(scope)
     return aggregate_months(ledger_months(ledger, by_name=scope.by, by=by), scope)
